@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+/**
+ * `berth` — one entry for every component:
+ *   berth up                      master + N agents on this machine (embedded defaults)
+ *   berth master | agent          one component
+ *   berth state                   a readable summary of a running cluster
+ *   berth bench NAME              benchmarks (same as `npm run bench -- NAME`)
+ * Bad flags fail with the flag named; every server logs structured JSON lines.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { runUp } from './up.js';
+import { printState } from './state.js';
+
+function intArg(name: string, min = 0, max = 65535) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer between ${min} and ${max} (got '${v}')`);
+    return n;
+  };
+}
+
+const program = new Command();
+program.name('berth').description('A Mesos-style two-level cluster scheduler').version('0.1.0');
+
+program.command('up')
+  .description('run a master and agents on this machine; Ctrl-C stops everything')
+  .option('--agents <n>', 'number of agents (they split this host\'s resources)', intArg('--agents', 1, 64), 2)
+  .option('--port <port>', 'master port (0 = any free port)', intArg('--port'), 5050)
+  .option('--host <host>', 'address the master binds', '127.0.0.1')
+  .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
+  .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
+  .action(async (opts) => { await runUp(opts); });
+
+program.command('master')
+  .description('run a master')
+  .option('--port <port>', 'port for HTTP and WebSocket (0 = any free port)', intArg('--port'), 5050)
+  .option('--host <host>', 'address to bind', '127.0.0.1')
+  .option('--work-dir <dir>', 'registry directory', '.berth')
+  .option('--offer-timeout <seconds>', 'rescind offers not answered within this time (0 = never)', intArg('--offer-timeout', 0, 86400), 0)
+  .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
+  .action(async (opts) => {
+    const { startMaster } = await import('../master/main.js');
+    const m = await startMaster({
+      workDir: opts.workDir, port: opts.port, host: opts.host,
+      offerTimeoutMs: opts.offerTimeout * 1000, allocationIntervalMs: opts.allocationInterval,
+    });
+    process.stderr.write(`berth master at ${m.url}\n`);
+    const stop = () => { void m.stop().then(() => process.exit(0)); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+program.command('agent')
+  .description('run an agent')
+  .requiredOption('--master <host:port>', 'the master to register with')
+  .option('--work-dir <dir>', 'sandboxes and checkpoints', '.berth/agent')
+  .option('--port <port>', 'agent HTTP port (0 = any free port)', intArg('--port'), 5051)
+  .option('--host <host>', 'address the agent HTTP server binds', '127.0.0.1')
+  .option('--resources <text>', "override/add resources, Mesos text form: 'cpus:4;mem:8192;ports:[31000-32000]'")
+  .option('--attributes <text>', "attributes, e.g. 'rack:r1;zone:a'")
+  .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
+  .option('--no-strict', 'recover what is readable from a damaged checkpoint instead of refusing to start')
+  .option('--cleanup-on-exit', 'destroy all containers when stopped by SIGINT/SIGTERM (default: tasks outlive the agent)')
+  .action(async (opts) => {
+    const { runAgentCli } = await import('./agent.js');
+    await runAgentCli(opts);
+  });
+
+program.command('state')
+  .description('print a summary of a running cluster: agents, frameworks, tasks by state')
+  .option('--master <url>', 'master URL', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
+  .option('--json', 'print the raw /state JSON')
+  .action(async (opts) => { await printState(opts.master, !!opts.json); });
+
+program.command('bench')
+  .description('run benchmarks (allocator, launch, api, micro)')
+  .argument('<names...>')
+  .action(async (names: string[]) => {
+    process.argv = [process.argv[0]!, 'bench', ...names];
+    await import('../bench/main.js');
+  });
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  process.stderr.write(`berth: ${e.message}\n`);
+  process.exit(1);
+});

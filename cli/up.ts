@@ -1,0 +1,80 @@
+/**
+ * `berth up`: a whole cluster on this machine with embedded defaults — the
+ * master in this process (WebSocket transport, file-backed registry under
+ * --work-dir) and N agents as child processes, each given an equal share of
+ * the host (so their totals add up to the machine, not N times it).
+ * Ctrl-C (or SIGTERM) stops the agents with their containers, then the master.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { logger } from '../proto/log.js';
+
+export interface UpOptions {
+  agents: number;
+  port: number;
+  host: string;
+  workDir: string;
+  containerizer: string;
+}
+
+/** Splits this host into `n` equal agents: cpus, mem (minus a host reserve), disk, ports 31000-32000. */
+export function splitHost(n: number, workDir: string): string[] {
+  const cpus = os.cpus().length;
+  const memMiB = Math.floor(os.totalmem() / 2 ** 20);
+  const reserve = Math.max(1024, Math.floor(memMiB * 0.1));
+  let diskMiB = 10 * 1024;
+  try {
+    const st = statfsSync(workDir);
+    diskMiB = Math.floor((Number(st.bavail) * Number(st.bsize)) / 2 ** 20 * 0.9);
+  } catch { /* keep the default */ }
+  const per = (x: number) => Math.floor((x / n) * 1000) / 1000;
+  const portsEach = Math.floor(1001 / n);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const lo = 31000 + i * portsEach;
+    const hi = i === n - 1 ? 32000 : lo + portsEach - 1;
+    out.push(`cpus:${per(cpus)};mem:${Math.floor((memMiB - reserve) / n)};disk:${Math.floor(diskMiB / n)};ports:[${lo}-${hi}]`);
+  }
+  return out;
+}
+
+export async function runUp(opts: UpOptions): Promise<void> {
+  const log = logger('up');
+  const workDir = path.resolve(opts.workDir);
+  mkdirSync(workDir, { recursive: true });
+  const { startMaster } = await import('../master/main.js');
+  const m = await startMaster({ workDir, port: opts.port, host: opts.host });
+  const masterAddr = `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${m.port}`;
+  const cli = fileURLToPath(new URL('./main.js', import.meta.url));
+  const children: ChildProcess[] = [];
+  const shares = splitHost(opts.agents, workDir);
+  for (let i = 0; i < opts.agents; i++) {
+    const args = [cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
+      '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, sig) => { if (!stopping) log.warn({ agent: i, code, signal: sig }, 'agent process exited'); });
+    children.push(child);
+  }
+  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n  stop:   Ctrl-C\n\n`);
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('stopping agents and their tasks…\n');
+    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+      const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.kill('SIGTERM');
+    })));
+    await m.stop();
+    process.stderr.write('stopped\n');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
