@@ -336,7 +336,11 @@ export class Master {
     agent.version = reg.version;
     agent.missedPings = 0;
     agent.status = 'ACTIVE';
-    if (wasActive) this.allocator.removeAgent(id); // re-added below with the reported tasks
+    if (wasActive) {
+      // A reconnect the master had not noticed yet: its offers predate the agent's report.
+      for (const oid of [...agent.offers]) this.rescindOffer(oid, 'agent reregistered');
+      this.allocator.removeAgent(id); // re-added below with the reported tasks
+    }
     this.allocator.addAgent(id, total, attributesOf(infoWithId));
     if (rereg) this.reconcileAgentTasks(agent, rereg, previousStatus);
     conn.send({ version: AGENT_PROTOCOL_VERSION, registered: { agent_id: { value: id }, ping_interval_seconds: this.opts.agentPingIntervalMs / 1000, master_id: this.id } });
@@ -561,6 +565,7 @@ export class Master {
   }
 
   private startFailoverTimer(fw: FrameworkRec): void {
+    if (this.stopped) return; // a stream closing during stop() must not schedule a registry write after close
     this.clock.clearTimeout(fw.failoverTimer);
     const ms = Math.min((fw.info.failover_timeout ?? 0) * 1000, 2 ** 31 - 1);
     fw.failoverTimer = this.clock.setTimeout(() => {
