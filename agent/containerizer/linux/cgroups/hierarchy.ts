@@ -1,0 +1,93 @@
+/**
+ * What the rest of the linux containerizer knows about cgroups: a Hierarchy
+ * (v1: one mount per controller; v2: one unified tree) hands out a
+ * CgroupHandle per container, and one Subsystem per controller (cpu.ts,
+ * memory.ts, pids.ts; freezer.ts for kill) works through that handle, so the
+ * subsystems hold the v1/v2 file differences and the hierarchies hold the
+ * directory layout — as Mesos' cgroups isolator and its subsystems.
+ *
+ * Layout invariant: every container cgroup is `<mount>/<cgroupRoot>/<containerId>`
+ * in each hierarchy used; nothing else lives under `<cgroupRoot>`, so any
+ * directory found there that is not a known container is an orphan and may be
+ * destroyed at recovery.
+ */
+import type { ContainerLimits } from '../../types.js';
+import type { ResourceStatistics } from '../../../../proto/types.js';
+import type { CgroupFs } from './fs.js';
+
+/** Controllers Berth uses. v2 has no cpuacct/freezer controllers: there they name the core features (cpu.stat usage, cgroup.freeze). */
+export type Controller = 'cpu' | 'cpuacct' | 'memory' | 'pids' | 'freezer';
+export const CONTROLLERS: readonly Controller[] = ['cpu', 'cpuacct', 'memory', 'pids', 'freezer'];
+
+export type HierarchyLabel = 'v1' | 'v2' | 'hybrid';
+
+export interface CgroupHandle {
+  readonly version: 1 | 2;
+  readonly containerId: string;
+  /** Relative to each hierarchy's mount: `<cgroupRoot>/<containerId>`. Checkpointed in ContainerRecord.extra. */
+  readonly relPath: string;
+  /** Directory with `controller`'s files for this cgroup; undefined when the controller is unavailable. */
+  dir(controller: Controller): string | undefined;
+}
+
+export interface Hierarchy {
+  readonly version: 1 | 2;
+  /** 'hybrid' = controllers on v1 plus a (controller-less) cgroup2 mount; handled as v1. */
+  readonly label: HierarchyLabel;
+  readonly fs: CgroupFs;
+  readonly controllers: ReadonlySet<Controller>;
+  /** Creates Berth's root cgroup(s) and, on v2, enables the controllers for its children. Idempotent. */
+  init(): Promise<void>;
+  handle(containerId: string, relPath?: string): CgroupHandle;
+  /** Creates the container's cgroup in every hierarchy used. */
+  create(h: CgroupHandle): Promise<void>;
+  /** The cgroup.procs files a task must join (one per distinct directory). */
+  procsFiles(h: CgroupHandle): string[];
+  /** Pids currently in the container's cgroup ([] when it does not exist). */
+  pids(h: CgroupHandle): Promise<number[]>;
+  /** Removes the container's cgroup everywhere; tolerates missing ones; retries while the kernel still releases exiting tasks. */
+  remove(h: CgroupHandle, busyTimeoutMs?: number): Promise<void>;
+  /** Container ids that have a cgroup under Berth's root in any hierarchy used. */
+  listContainers(): Promise<string[]>;
+}
+
+export interface SubsystemOptions {
+  enableCfs: boolean;
+  pidsMax: number;
+}
+
+/** One controller's part of a container's lifecycle (Mesos: prepare/isolate → update, usage, cleanup by rmdir). */
+export interface Subsystem {
+  readonly name: string;
+  /** Writes the limits. Runs after create and before the task joins, so the task never runs unlimited. */
+  prepare(h: CgroupHandle, fs: CgroupFs, limits: ContainerLimits, opts: SubsystemOptions): Promise<void>;
+  /** Adds this controller's ResourceStatistics fields; skips silently what the kernel does not expose. */
+  usage(h: CgroupHandle, fs: CgroupFs, stats: ResourceStatistics): Promise<void>;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** rmdir with retries: right after the last task exits, the kernel may briefly still report EBUSY. */
+export async function rmdirRetry(fs: CgroupFs, dir: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      await fs.rmdir(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENODEV') return;
+      if (code !== 'EBUSY' || Date.now() >= deadline) throw err;
+    }
+    await sleep(delay);
+  }
+}
+
+export function parsePids(text: string): number[] {
+  const out: number[] = [];
+  for (const line of text.split('\n')) {
+    const n = Number.parseInt(line, 10);
+    if (n > 0) out.push(n);
+  }
+  return out;
+}

@@ -1,0 +1,480 @@
+/**
+ * The `linux` containerizer: each task runs as pid 1 of its own pid, mount,
+ * uts and ipc namespaces (optionally network), inside a cgroup per container
+ * (cpu, memory, pids, freezer; v1 or v2), under a per-container C supervisor
+ * (berth-shim) that outlives the agent and records the exit.
+ *
+ * Container lifecycle and the states a Container goes through:
+ *   launch  → 'running'  cgroup created and limited, supervisor reported the task exec'd
+ *   finalize→ 'ending'   supervisor gone: exit record read, OOM verdict and final usage
+ *                        taken from the cgroup, leftovers killed, cgroup removed
+ *           → 'ended'    wait() resolved; usage() returns the final snapshot
+ * Invariants:
+ *  - A cgroup under `<cgroupRoot>` exists only for a container that is running or
+ *    ending here, or is an orphan that recover() destroys.
+ *  - finalize runs once per container, and only after the supervisor has exited,
+ *    so the exit record (written before the supervisor exits) is complete.
+ *  - The OOM verdict is read before the cgroup is removed.
+ */
+import { chown, open } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { BerthError } from '../../../proto/errors.js';
+import type { ResourceStatistics } from '../../../proto/types.js';
+import type { Containerizer, ContainerExit, ContainerRecord, ContainerSpec } from '../types.js';
+import { capabilityMask } from './capabilities.js';
+import { cpuSubsystem } from './cgroups/cpu.js';
+import { detectHierarchy } from './cgroups/detect.js';
+import { freeze, killAll, signalAll, thaw } from './cgroups/freezer.js';
+import type { CgroupFs } from './cgroups/fs.js';
+import type { CgroupHandle, Hierarchy, Subsystem } from './cgroups/hierarchy.js';
+import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
+import { pidsSubsystem } from './cgroups/pids.js';
+import { V2Hierarchy } from './cgroups/v2.js';
+import { bootId, catchesSigterm, isSameProcess, procStartTime, readExitRecord } from './proc.js';
+import { locateShellTools, locateShim, startSupervisor, type Engine, type ShimLaunch, type Started } from './shim.js';
+import { resolveUser } from './users.js';
+
+export { probeLinux, type LinuxProbe } from './probe.js';
+
+export type LogFn = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void;
+
+export interface LinuxContainerizerOptions {
+  /** Name of Berth's sub-hierarchy in every cgroup hierarchy (default 'berth'). Nothing else may live there. */
+  cgroupRoot?: string;
+  /** Hard-cap cpu with CFS quota = cpus × 100 ms per 100 ms (Mesos --cgroups_enable_cfs). */
+  enableCfs?: boolean;
+  /** pids.max per container (default 1024; 0 = unlimited). */
+  pidsMax?: number;
+  /** Let a task asking for root be root on the host (default: root inside a user namespace). */
+  allowHostRoot?: boolean;
+  /** When set, only these users may run tasks. */
+  allowedUsers?: string[];
+  /** Host ids that uid/gid 0..count-1 of a root task's user namespace map to (default 1_000_000 + 65536). */
+  uidRange?: { start: number; count: number };
+  /** Capabilities kept in the bounding set (default none). */
+  capabilities?: string[];
+  log?: LogFn;
+  /** Tests: a directory tree with the cgroup v2 file layout used instead of the detected hierarchy. */
+  fsRoot?: string;
+  /** Tests: the CgroupFs used with `fsRoot`. */
+  cgroupFs?: CgroupFs;
+  /** Tests/embedding: an explicit hierarchy (wins over detection and fsRoot). */
+  hierarchy?: Hierarchy;
+  /** Path of berth-shim; null forces the unshare/setpriv shell engine. */
+  shimPath?: string | null;
+}
+
+/** Ended containers kept for wait()/usage() after the end; the oldest are forgotten first. */
+const MAX_ENDED = 4096;
+/** How often supervisors of recovered containers (not our children) are checked for liveness. */
+const RECOVERED_POLL_MS = 200;
+const DEFAULT_GRACE_MS = 3000;
+const HOST_NAME_MAX = 64;
+
+const SUBSYSTEMS: readonly Subsystem[] = [cpuSubsystem, memorySubsystem, pidsSubsystem];
+
+type ContainerState =
+  /** The task runs (or may run): the supervisor is alive. */
+  | 'running'
+  /** The supervisor has exited; the end is being recorded and the cgroup removed. */
+  | 'ending'
+  /** Done: `exit` resolved, nothing of it remains on the host. */
+  | 'ended';
+
+interface Container {
+  id: string;
+  record: ContainerRecord;
+  cg: CgroupHandle;
+  state: ContainerState;
+  exit: Promise<ContainerExit>;
+  resolveExit: (e: ContainerExit) => void;
+  /** True for containers adopted by recover(): their supervisor is not our child and is polled. */
+  recovered: boolean;
+  destroying: boolean;
+  /** Last usage read while it ran (usage() of an ended container returns it). */
+  final?: ResourceStatistics;
+  /** The supervisor process when it is our child (launched here). */
+  child?: Started['child'];
+}
+
+/** Container ids become directory names (cgroups, hostname): reject anything that could escape or confuse. */
+function validateId(id: string): void {
+  if (!id || id === '.' || id === '..' || id.length > 200 || !/^[A-Za-z0-9_.:@+=-]+$/.test(id)) {
+    throw new BerthError('INVALID', `invalid containerId '${id}': use 1-200 characters of [A-Za-z0-9_.:@+=-]`);
+  }
+}
+
+function hostnameOf(spec: ContainerSpec): string {
+  const h = spec.hostname ?? spec.containerId;
+  return h.slice(0, HOST_NAME_MAX);
+}
+
+export class LinuxContainerizer implements Containerizer {
+  readonly kind = 'linux' as const;
+  private readonly opts: Required<Pick<LinuxContainerizerOptions, 'cgroupRoot' | 'enableCfs' | 'pidsMax' | 'allowHostRoot'>> &
+    LinuxContainerizerOptions;
+  private readonly log: LogFn;
+  private readonly keepCaps: bigint;
+  private readonly uidRange: { start: number; count: number };
+  private readonly containers = new Map<string, Container>();
+  private readyPromise: Promise<{ hier: Hierarchy; engine: Engine }> | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: LinuxContainerizerOptions = {}) {
+    this.opts = {
+      ...options,
+      cgroupRoot: options.cgroupRoot ?? 'berth',
+      enableCfs: options.enableCfs ?? false,
+      pidsMax: options.pidsMax ?? 1024,
+      allowHostRoot: options.allowHostRoot ?? false,
+    };
+    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(this.opts.cgroupRoot) || this.opts.cgroupRoot.split('/').includes('..')) {
+      throw new BerthError('INVALID', `invalid cgroupRoot '${this.opts.cgroupRoot}'`);
+    }
+    this.log = options.log ?? (() => undefined);
+    this.keepCaps = capabilityMask(options.capabilities ?? []);
+    this.uidRange = options.uidRange ?? { start: 1_000_000, count: 65_536 };
+    if (!(this.uidRange.start > 0 && this.uidRange.count >= 1)) {
+      throw new BerthError('INVALID', `invalid uidRange ${JSON.stringify(this.uidRange)}: start must be > 0 and count ≥ 1`);
+    }
+  }
+
+  /** The hierarchy in use (after the first launch/recover, or after `init()`). */
+  async init(): Promise<{ hier: Hierarchy; engine: Engine }> {
+    this.readyPromise ??= this.setup();
+    return this.readyPromise;
+  }
+
+  private async setup(): Promise<{ hier: Hierarchy; engine: Engine }> {
+    let hier = this.opts.hierarchy;
+    if (!hier && this.opts.fsRoot !== undefined) {
+      if (!this.opts.cgroupFs) throw new BerthError('INVALID', 'fsRoot needs a cgroupFs');
+      hier = new V2Hierarchy(this.opts.cgroupFs, this.opts.fsRoot, this.opts.cgroupRoot);
+    }
+    hier ??= await detectHierarchy(this.opts.cgroupRoot);
+    if (!hier) throw new BerthError('UNSUPPORTED', 'no usable cgroup hierarchy (cpu, memory or pids controllers) found');
+    await hier.init();
+    let engine: Engine | undefined;
+    const shim = this.opts.shimPath === null ? undefined : await locateShim(this.opts.shimPath, this.log);
+    if (shim) engine = { kind: 'shim', path: shim };
+    else {
+      const tools = await locateShellTools();
+      if (!tools) throw new BerthError('UNSUPPORTED', 'neither berth-shim nor util-linux unshare/setpriv is available');
+      engine = { kind: 'shell', tools };
+      this.log('warn', 'berth-shim unavailable: using the slower unshare/setpriv shell engine', {});
+    }
+    this.log('info', 'linux containerizer ready', {
+      cgroups: hier.label,
+      controllers: [...hier.controllers].join(','),
+      engine: engine.kind,
+      cgroupRoot: this.opts.cgroupRoot,
+    });
+    return { hier, engine };
+  }
+
+  // ---- users ---------------------------------------------------------------
+
+  /** Ids the task switches to, and the host owner of its sandbox. */
+  private async taskIds(spec: ContainerSpec): Promise<{ launch: ShimLaunch['ids']; userns?: ShimLaunch['userns']; owner: { uid: number; gid: number } }> {
+    const name = spec.user ?? userInfo().username;
+    const allowed = this.opts.allowedUsers;
+    if (allowed && !allowed.includes(name)) {
+      throw new BerthError('FORBIDDEN', `user '${name}' is not allowed to run tasks on this agent (allowed: ${allowed.join(', ') || 'none'})`);
+    }
+    const u = await resolveUser(name);
+    if (!u) throw new BerthError('NOT_FOUND', `unknown user '${name}': no such user on this agent`);
+    if (u.uid === 0 && !this.opts.allowHostRoot) {
+      // Root inside a user namespace: uid 0 there is uidRange.start on the host, which owns nothing else.
+      const { start, count } = this.uidRange;
+      return { launch: { uid: 0, gid: 0, groups: [] }, userns: { hostUid: start, count }, owner: { uid: start, gid: start } };
+    }
+    return { launch: { uid: u.uid, gid: u.gid, groups: u.groups }, owner: { uid: u.uid, gid: u.gid } };
+  }
+
+  /** The sandbox and its stdout/stderr belong to the task's (host-mapped) user. */
+  private async ownSandbox(sandbox: string, owner: { uid: number; gid: number }): Promise<void> {
+    const own = async (f: string): Promise<void> => {
+      const fh = await open(f, 'a', 0o644);
+      try {
+        await fh.chown(owner.uid, owner.gid);
+      } finally {
+        await fh.close();
+      }
+    };
+    await Promise.all([chown(sandbox, owner.uid, owner.gid), own(join(sandbox, 'stdout')), own(join(sandbox, 'stderr'))]);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
+
+  async launch(spec: ContainerSpec): Promise<ContainerRecord> {
+    if (this.closed) throw new BerthError('CONFLICT', 'containerizer is closed');
+    validateId(spec.containerId);
+    const prior = this.containers.get(spec.containerId);
+    if (prior && prior.state !== 'ended') throw new BerthError('CONFLICT', `container ${spec.containerId} already exists`);
+    // User policy first: a forbidden or unknown user is the caller's error whatever the host supports.
+    const ids = await this.taskIds(spec);
+    const [{ hier, engine }, boot] = await Promise.all([this.init(), bootId()]);
+
+    const cg = hier.handle(spec.containerId);
+    let started: Started | undefined;
+    try {
+      await hier.create(cg);
+      const subOpts = { enableCfs: this.opts.enableCfs, pidsMax: this.opts.pidsMax };
+      // The shim chowns the sandbox itself (synchronous syscalls, no thread-pool round trips).
+      await Promise.all([
+        ...SUBSYSTEMS.map((s) => s.prepare(cg, hier.fs, spec.limits, subOpts)),
+        engine.kind === 'shell' ? this.ownSandbox(spec.sandbox, ids.owner) : undefined,
+      ]);
+      const argv = spec.command.shell ? ['sh', '-c', spec.command.value] : spec.command.arguments?.length ? spec.command.arguments : [spec.command.value];
+      const exe = spec.command.shell ? '/bin/sh' : spec.command.value;
+      started = await startSupervisor(engine, {
+        runDir: spec.runDir,
+        sandbox: spec.sandbox,
+        procsFiles: hier.procsFiles(cg),
+        hostname: hostnameOf(spec),
+        ids: ids.launch,
+        userns: ids.userns,
+        netns: spec.network === 'none',
+        privateTmp: spec.privateTmp === true,
+        keepCaps: this.keepCaps,
+        owner: ids.owner,
+        exe,
+        argv,
+        env: spec.env,
+      });
+    } catch (err) {
+      // Nothing of a failed launch may remain: kill whatever joined, remove the cgroup.
+      await killAll(hier, cg, 5000).catch(() => undefined);
+      await hier.remove(cg).catch((e: unknown) => this.log('warn', 'cannot remove cgroup of failed launch', { containerId: spec.containerId, error: String(e) }));
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+    }
+
+    const startTime = started.startTime || ((await procStartTime(started.supervisorPid)) ?? 0);
+    const record: ContainerRecord = {
+      containerId: spec.containerId,
+      pid: started.supervisorPid,
+      startTime,
+      bootId: boot,
+      sandbox: spec.sandbox,
+      runDir: spec.runDir,
+      limits: spec.limits,
+      extra: { cgroup: cg.relPath, cgroupVersion: hier.version, taskPid: started.taskPid, engine: engine.kind },
+    };
+    const c = this.track(record, cg, false);
+    c.child = started.child;
+    if (this.closed) started.child.unref();
+    void started.exited.then(() => this.finalize(c));
+    return record;
+  }
+
+  private track(record: ContainerRecord, cg: CgroupHandle, recovered: boolean): Container {
+    let resolveExit!: (e: ContainerExit) => void;
+    const exit = new Promise<ContainerExit>((r) => (resolveExit = r));
+    const c: Container = { id: record.containerId, record, cg, state: 'running', exit, resolveExit, recovered, destroying: false };
+    this.containers.delete(c.id); // re-insert: Map order is the age order MAX_ENDED relies on
+    this.containers.set(c.id, c);
+    return c;
+  }
+
+  /** Records how the container ended and removes everything it left. Runs once, after the supervisor exited. */
+  private async finalize(c: Container, why?: string): Promise<void> {
+    if (c.state !== 'running') return;
+    c.state = 'ending';
+    const { hier } = await this.init();
+    const rec = await readExitRecord(c.record.runDir);
+    const exit: ContainerExit = rec
+      ? { exitCode: rec.exitCode, signal: rec.signal }
+      : {
+          exitCode: null,
+          signal: c.destroying ? 'SIGKILL' : null,
+          reason: 'REASON_EXECUTOR_TERMINATED',
+          message: why ?? 'container supervisor ended without an exit record',
+        };
+    if (c.recovered) exit.recovered = true;
+    try {
+      const oom = await oomState(c.cg, hier.fs);
+      // An OOM kill the task survived (a child was killed, the task exited 0) is not a failure.
+      if (oom.oomKilled && exit.exitCode !== 0) {
+        exit.reason = 'REASON_CONTAINER_LIMITATION_MEMORY';
+        exit.message = oomMessage(oom);
+      }
+    } catch (err) {
+      this.log('warn', 'cannot read OOM state', { containerId: c.id, error: String(err) });
+    }
+    try {
+      // Fast path: the task's namespace died with it, so the cgroup is normally empty and
+      // removable at once; anything left (rmdir refuses: EBUSY) is killed first.
+      await hier.remove(c.cg, 0).catch(async () => {
+        await killAll(hier, c.cg);
+        await hier.remove(c.cg);
+      });
+    } catch (err) {
+      this.log('error', 'cannot clean up container cgroup', { containerId: c.id, error: String(err) });
+    }
+    c.state = 'ended';
+    c.child = undefined;
+    c.resolveExit(exit);
+    this.log('info', 'container ended', { containerId: c.id, ...exit });
+    this.forgetOldEnded();
+  }
+
+  private forgetOldEnded(): void {
+    let ended = 0;
+    for (const c of this.containers.values()) if (c.state === 'ended') ended++;
+    for (const [id, c] of this.containers) {
+      if (ended <= MAX_ENDED) break;
+      if (c.state === 'ended') {
+        this.containers.delete(id);
+        ended--;
+      }
+    }
+  }
+
+  private get(containerId: string): Container {
+    const c = this.containers.get(containerId);
+    if (!c) throw new BerthError('NOT_FOUND', `unknown container ${containerId}`);
+    return c;
+  }
+
+  wait(containerId: string): Promise<ContainerExit> {
+    try {
+      return this.get(containerId).exit;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async readUsage(c: Container, hier: Hierarchy): Promise<ResourceStatistics> {
+    const stats: ResourceStatistics = { timestamp: Date.now() / 1000, cpus_limit: c.record.limits.cpus };
+    if (c.record.limits.memMiB > 0) stats.mem_limit_bytes = c.record.limits.memMiB * 1024 * 1024;
+    await Promise.all(SUBSYSTEMS.map((s) => s.usage(c.cg, hier.fs, stats)));
+    return stats;
+  }
+
+  async usage(containerId: string): Promise<ResourceStatistics> {
+    const c = this.get(containerId);
+    if (c.state !== 'running') return (await c.exit, c.final ?? { timestamp: Date.now() / 1000 });
+    const { hier } = await this.init();
+    const stats = await this.readUsage(c, hier);
+    c.final = stats;
+    return stats;
+  }
+
+  async destroy(containerId: string, graceMs = DEFAULT_GRACE_MS): Promise<void> {
+    const { hier } = await this.init();
+    const c = this.containers.get(containerId);
+    if (!c) {
+      // Unknown here but may have a cgroup (e.g. launched by a previous agent and not recovered).
+      if (/^[A-Za-z0-9_.:@+=-]+$/.test(containerId) && containerId !== '.' && containerId !== '..') await this.destroyCgroup(hier, hier.handle(containerId));
+      return;
+    }
+    if (c.state !== 'running') {
+      await c.exit;
+      return;
+    }
+    c.destroying = true;
+    if (graceMs > 0) {
+      // The task is pid 1 of its namespace: the kernel drops a SIGTERM sent to it unless it
+      // installed a handler. Waiting the grace for a task that cannot hear it is pointless, so
+      // then we only wait for its descendants (which got SIGTERM normally) before SIGKILL.
+      const taskPid = typeof c.record.extra?.['taskPid'] === 'number' ? (c.record.extra['taskPid'] as number) : undefined;
+      const deaf = taskPid !== undefined && !(await catchesSigterm(taskPid));
+      const n = await signalAll(hier, c.cg, 'SIGTERM').catch(() => 0);
+      if (n > 0) {
+        const deadline = Date.now() + graceMs;
+        while (Date.now() < deadline) {
+          const left = await hier.pids(c.cg);
+          if (left.length === 0 || (deaf && left.every((p) => p === taskPid))) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    }
+    await killAll(hier, c.cg);
+    // The task is gone; its supervisor exits right after reaping it. Resolve once finalize ran,
+    // so "no process left" includes the supervisor and the cgroup is gone too.
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
+    if ((await Promise.race([c.exit, timeout])) === 'timeout') {
+      // Supervisor stuck or already gone without our noticing: check and finalize ourselves.
+      if (!(await isSameProcess(c.record.pid, c.record.startTime))) await this.finalize(c, 'container destroyed');
+      else this.log('error', 'container supervisor did not exit after its task was killed', { containerId, pid: c.record.pid });
+    }
+  }
+
+  private async destroyCgroup(hier: Hierarchy, h: CgroupHandle): Promise<void> {
+    await killAll(hier, h);
+    await hier.remove(h);
+  }
+
+  async recover(records: ContainerRecord[]): Promise<void> {
+    const { hier } = await this.init();
+    const boot = await bootId();
+    const known = new Set<string>();
+    const finalizing: Promise<void>[] = [];
+    let adopted = 0;
+    for (const r of records) {
+      known.add(r.containerId);
+      const existing = this.containers.get(r.containerId);
+      if (existing && existing.state !== 'ended') continue;
+      const rel = typeof r.extra?.['cgroup'] === 'string' ? (r.extra['cgroup'] as string) : undefined;
+      const cg = hier.handle(r.containerId, rel);
+      const c = this.track(r, cg, true);
+      const alive = r.bootId === boot && (await isSameProcess(r.pid, r.startTime));
+      if (alive) adopted++;
+      else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
+    }
+    // Orphans: cgroups under our root that no record claims (launched by an agent that
+    // crashed before checkpointing, or whose records were lost).
+    let orphans = 0;
+    for (const id of await hier.listContainers()) {
+      if (known.has(id) || this.containers.has(id)) continue;
+      orphans++;
+      finalizing.push(
+        this.destroyCgroup(hier, hier.handle(id)).catch((err: unknown) =>
+          this.log('error', 'cannot destroy orphan cgroup', { containerId: id, error: String(err) }),
+        ),
+      );
+    }
+    await Promise.all(finalizing);
+    this.log('info', 'linux containerizer recovered', { adopted, ended: records.length - adopted, orphans });
+    this.ensurePolling();
+  }
+
+  /** Supervisors of recovered containers are not our children: poll them (pid + start time). */
+  private ensurePolling(): void {
+    if (this.pollTimer || this.closed) return;
+    this.pollTimer = setInterval(() => {
+      let any = false;
+      for (const c of this.containers.values()) {
+        if (!c.recovered || c.state !== 'running') continue;
+        any = true;
+        void isSameProcess(c.record.pid, c.record.startTime).then((alive) => {
+          if (!alive) void this.finalize(c);
+        });
+      }
+      if (!any && this.pollTimer) {
+        clearInterval(this.pollTimer);
+        this.pollTimer = undefined;
+      }
+    }, RECOVERED_POLL_MS);
+    // Referenced like the supervisors we launched: pending wait()s keep the process alive until close().
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    for (const c of this.containers.values()) c.child?.unref();
+  }
+
+  /** Freezes (true) or thaws (false) a running container; used by tests and the operator API. */
+  async setFrozen(containerId: string, frozen: boolean): Promise<boolean> {
+    const { hier } = await this.init();
+    const c = this.get(containerId);
+    if (frozen) return freeze(c.cg, hier.fs);
+    await thaw(c.cg, hier.fs);
+    return true;
+  }
+}

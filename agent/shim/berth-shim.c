@@ -1,0 +1,448 @@
+/*
+ * berth-shim — the per-container supervisor of Berth's linux containerizer.
+ *
+ * One short-lived C process per container, so a launch costs one fork+exec from
+ * the agent plus one clone here (a Node process per task would cost tens of ms).
+ *
+ * Process layout:
+ *
+ *   agent (node) ──spawn, detached──▶ shim supervisor (host namespaces, NOT in the
+ *                                      container's cgroups, session leader)
+ *                                        └─clone(NEWPID|NEWNS|NEWUTS|NEWIPC[|NEWNET][|NEWUSER])
+ *                                            ▶ task: pid 1 of its own pid namespace
+ *
+ * Invariants:
+ *  - The task joins its cgroups before it runs anything of its own: the
+ *    supervisor writes the child's pid to every cgroup.procs file (and the
+ *    uid/gid maps) while the child blocks on the sync pipe; only then may the
+ *    child go on. A failed cgroup write kills the child before it ever ran.
+ *  - The supervisor stays outside the container's cgroups, so destroying the
+ *    cgroup (freeze + SIGKILL every pid) never kills the supervisor, and an OOM
+ *    kill inside the container can never take the exit record with it.
+ *  - The supervisor does not depend on the agent: it ignores SIGPIPE/SIGHUP,
+ *    reports launch success on fd 3 once and closes it, so an agent crash
+ *    changes nothing for the task. It writes <runDir>/exit atomically
+ *    (write exit.tmp, rename) as {"exitCode": N|null, "signal": "SIGX"|null}
+ *    and exits; the record is the single source of truth for how the task ended.
+ *  - When the task (pid 1 of its namespace) ends, the kernel kills every other
+ *    process of that namespace, including ones that called setsid().
+ *
+ * Usage:
+ *   berth-shim -r RUNDIR -s SANDBOX [-c CGROUP_PROCS_FILE]... [-h HOSTNAME]
+ *              [-u UID -g GID] [-G gid,gid,...] [-U HOSTUID:COUNT] [-n] [-t]
+ *              [-k CAPMASK_HEX] [-o UID:GID] -e EXECUTABLE -- ARGV0 [ARGS...]
+ *   The task's environment is the shim's own environment.
+ *   -U: run in a new user namespace mapping ids 0..COUNT-1 to HOSTUID..;
+ *       -u/-g are then ids INSIDE the namespace.
+ *   -o: chown the sandbox and its stdout/stderr to this host owner (the
+ *       task's user, or the mapped root of its user namespace).
+ *   fd 3 (optional): receives "ok <supervisor-pid> <task-host-pid> <supervisor-starttime>\n" or
+ *   "err <message>\n", then is closed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CGROUPS 16
+#define MAX_GROUPS 64
+
+extern char **environ;
+
+static int status_fd = -1;
+
+/* Reports a launch failure to the agent (if it still listens) and exits. */
+static void fail(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 2, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+  if (status_fd >= 0) {
+    char out[600];
+    int m = snprintf(out, sizeof out, "err %.*s\n", n, buf);
+    if (write(status_fd, out, (size_t)m) < 0) { /* agent gone: nothing to do */ }
+  } else {
+    fprintf(stderr, "berth-shim: %.*s\n", n, buf);
+  }
+  _exit(125);
+}
+
+static int write_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = strlen(data);
+  ssize_t w = write(fd, data, len);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return w == (ssize_t)len ? 0 : -1;
+}
+
+static const char *signame(int sig) {
+  static char buf[32];
+  const char *abbrev = sigabbrev_np(sig);
+  if (abbrev) snprintf(buf, sizeof buf, "SIG%s", abbrev);
+  else snprintf(buf, sizeof buf, "SIG%d", sig);
+  return buf;
+}
+
+struct opts {
+  const char *run_dir, *sandbox, *hostname, *exe;
+  const char *cgroups[MAX_CGROUPS];
+  int n_cgroups;
+  uid_t uid;
+  gid_t gid;
+  int have_ids;
+  gid_t groups[MAX_GROUPS];
+  int n_groups;
+  long userns_host, userns_count; /* userns_count > 0: new user namespace */
+  long owner_uid, owner_gid;      /* -o; -1 = leave ownership alone */
+  int netns, private_tmp;
+  uint64_t keep_caps;
+  char **argv;
+};
+
+/* Child side of the clone: runs inside the new namespaces as pid 1. Every
+ * failure is written to err_fd (close-on-exec, so a successful exec leaves
+ * the supervisor reading EOF) and ends the child with 127. */
+static void child_fail(int err_fd, const char *what) {
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "%s: %s", what, strerror(errno));
+  if (write(err_fd, buf, (size_t)n) < 0) { /* supervisor gone */ }
+  _exit(127);
+}
+
+static void run_child(const struct opts *o, int sync_fd, int err_fd, int out_fd, int errf_fd, int sandbox_fd) {
+  char c;
+  /* Block until the supervisor has put us into our cgroups (and wrote the id
+   * maps): nothing of the task's runs outside its limits. */
+  if (read(sync_fd, &c, 1) != 1) _exit(127);
+  close(sync_fd);
+
+  if (o->userns_count > 0) {
+    /* We are uid 0 of the new user namespace now that the maps exist. */
+    if (setresgid(0, 0, 0) < 0) child_fail(err_fd, "setresgid(0) in user namespace");
+    if (setresuid(0, 0, 0) < 0) child_fail(err_fd, "setresuid(0) in user namespace");
+  }
+  /* Mounts made here must not propagate back to the host. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_fail(err_fd, "make / private");
+  /* A fresh /proc so the task (and `ps`) sees only its own pid namespace. */
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    child_fail(err_fd, "mount /proc");
+  if (o->private_tmp && mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+    child_fail(err_fd, "mount private /tmp");
+  if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) child_fail(err_fd, "sethostname");
+
+  /* fchdir through a descriptor opened by the host-root supervisor: root of a
+   * user namespace may not be able to traverse the sandbox's parent dirs. */
+  if (fchdir(sandbox_fd) < 0) child_fail(err_fd, "chdir sandbox");
+  close(sandbox_fd);
+  int devnull = open("/dev/null", O_RDONLY);
+  if (devnull < 0 || dup2(devnull, 0) < 0) child_fail(err_fd, "stdin /dev/null");
+  if (dup2(out_fd, 1) < 0 || dup2(errf_fd, 2) < 0) child_fail(err_fd, "redirect stdout/stderr");
+  if (devnull > 2) close(devnull);
+  close(out_fd);
+  close(errf_fd);
+
+  /* Capability bounding set: keep only the configured ones. Must happen while
+   * we still hold CAP_SETPCAP, i.e. before changing uid. */
+  int last_cap = 40;
+  {
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char b[16] = {0};
+      if (read(fd, b, sizeof b - 1) > 0) last_cap = atoi(b);
+      close(fd);
+    }
+  }
+  for (int cap = 0; cap <= last_cap && cap < 64; cap++) {
+    if (o->keep_caps & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) child_fail(err_fd, "drop bounding set");
+  }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+
+  if (o->have_ids) {
+    if (setgroups((size_t)o->n_groups, o->groups) < 0) child_fail(err_fd, "setgroups");
+    if (setresgid(o->gid, o->gid, o->gid) < 0) child_fail(err_fd, "setgid");
+    if (setresuid(o->uid, o->uid, o->uid) < 0) child_fail(err_fd, "setuid");
+  }
+
+  /* Inheritable and (for root) effective/permitted sets: clear what is not
+   * kept, so a root task's exec gains only bounding ∩ keep. A non-root uid
+   * already lost all capabilities at setresuid. */
+  {
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &hdr, data) == 0) {
+      uint32_t lo = (uint32_t)(o->keep_caps & 0xffffffffu), hi = (uint32_t)(o->keep_caps >> 32);
+      data[0].inheritable = 0; data[1].inheritable = 0;
+      data[0].effective &= lo; data[1].effective &= hi;
+      data[0].permitted &= lo; data[1].permitted &= hi;
+      if (syscall(SYS_capset, &hdr, data) < 0) child_fail(err_fd, "capset");
+    }
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(err_fd, "no_new_privs");
+
+  /* Restore default signal dispositions the supervisor changed. */
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+
+  execvpe(o->exe, o->argv, environ);
+  child_fail(err_fd, o->exe);
+}
+
+static void parse_caps(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 16);
+  if (errno || *end) fail("bad capability mask '%s'", s);
+  *out = (uint64_t)v;
+}
+
+static long parse_num(const char *s, const char *what) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < 0) fail("bad %s '%s'", what, s);
+  return v;
+}
+
+/* /proc/self/stat field 22: lets the agent tell this process from a later one with the same pid. */
+static unsigned long long self_starttime(void) {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p) return 0;
+  p += 2; /* field 3 */
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  return p ? strtoull(p, NULL, 10) : 0;
+}
+
+static void write_exit(const char *run_dir, int status) {
+  char tmp[4096], dst[4096], body[128];
+  int n;
+  if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null}\n", WEXITSTATUS(status));
+  else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WTERMSIG(status)));
+  else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null}\n");
+  snprintf(tmp, sizeof tmp, "%s/exit.tmp", run_dir);
+  snprintf(dst, sizeof dst, "%s/exit", run_dir);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  ssize_t w = write(fd, body, (size_t)n);
+  close(fd);
+  if (w == n) rename(tmp, dst);
+}
+
+int main(int argc, char **argv) {
+  struct opts o;
+  memset(&o, 0, sizeof o);
+  o.hostname = NULL;
+  o.owner_uid = o.owner_gid = -1;
+
+  /* fd 3 is the status pipe when the agent passed one. */
+  if (fcntl(3, F_GETFD) >= 0) {
+    status_fd = 3;
+    fcntl(3, F_SETFD, FD_CLOEXEC);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) { i++; break; }
+    if (a[0] != '-' || a[1] == 0 || a[2] != 0) fail("unknown argument '%s'", a);
+    char f = a[1];
+    if (f == 'n') { o.netns = 1; continue; }
+    if (f == 't') { o.private_tmp = 1; continue; }
+    if (i + 1 >= argc) fail("-%c needs a value", f);
+    const char *v = argv[++i];
+    switch (f) {
+      case 'r': o.run_dir = v; break;
+      case 's': o.sandbox = v; break;
+      case 'h': o.hostname = v; break;
+      case 'e': o.exe = v; break;
+      case 'c':
+        if (o.n_cgroups >= MAX_CGROUPS) fail("too many cgroups");
+        o.cgroups[o.n_cgroups++] = v;
+        break;
+      case 'u': o.uid = (uid_t)parse_num(v, "uid"); o.have_ids |= 1; break;
+      case 'g': o.gid = (gid_t)parse_num(v, "gid"); o.have_ids |= 2; break;
+      case 'G': {
+        char *copy = strdup(v), *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+          if (o.n_groups >= MAX_GROUPS) fail("too many groups");
+          o.groups[o.n_groups++] = (gid_t)parse_num(t, "gid");
+        }
+        free(copy);
+        break;
+      }
+      case 'U': {
+        char *colon = strchr(v, ':');
+        if (!colon) fail("-U wants HOSTUID:COUNT");
+        *colon = 0;
+        o.userns_host = parse_num(v, "host uid");
+        o.userns_count = parse_num(colon + 1, "uid count");
+        if (o.userns_count <= 0) fail("uid count must be > 0");
+        break;
+      }
+      case 'k': parse_caps(v, &o.keep_caps); break;
+      case 'o': {
+        char *copy = strdup(v), *colon = strchr(copy, ':');
+        if (!colon) fail("-o wants UID:GID");
+        *colon = 0;
+        o.owner_uid = parse_num(copy, "owner uid");
+        o.owner_gid = parse_num(colon + 1, "owner gid");
+        free(copy);
+        break;
+      }
+      default: fail("unknown option -%c", f);
+    }
+  }
+  if (!o.run_dir || !o.sandbox || !o.exe) fail("-r, -s and -e are required");
+  if (i >= argc) fail("missing task argv after --");
+  if (o.have_ids != 0 && o.have_ids != 3) fail("-u and -g go together");
+  o.have_ids = o.have_ids == 3;
+  o.argv = &argv[i];
+
+  /* Detached from the agent's session (the agent spawns us detached; this is
+   * belt and braces when started otherwise). */
+  setsid();
+
+  char path[4096];
+  snprintf(path, sizeof path, "%s/stdout", o.sandbox);
+  int out_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (out_fd < 0) fail("open %s: %s", path, strerror(errno));
+  snprintf(path, sizeof path, "%s/stderr", o.sandbox);
+  int errf_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (errf_fd < 0) fail("open %s: %s", path, strerror(errno));
+
+  int sandbox_fd = open(o.sandbox, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sandbox_fd < 0) fail("open sandbox %s: %s", o.sandbox, strerror(errno));
+
+  if (o.owner_uid >= 0) {
+    /* The sandbox belongs to the task's (host-mapped) user. */
+    if (fchown(sandbox_fd, (uid_t)o.owner_uid, (gid_t)o.owner_gid) < 0 ||
+        fchown(out_fd, (uid_t)o.owner_uid, (gid_t)o.owner_gid) < 0 ||
+        fchown(errf_fd, (uid_t)o.owner_uid, (gid_t)o.owner_gid) < 0)
+      fail("chown sandbox to %ld:%ld: %s", o.owner_uid, o.owner_gid, strerror(errno));
+  }
+
+  int sync_p[2], err_p[2];
+  if (pipe2(sync_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
+
+  long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (o.netns) flags |= CLONE_NEWNET;
+  if (o.userns_count > 0) flags |= CLONE_NEWUSER;
+
+  /* clone with a NULL stack behaves like fork (copy-on-write stack) but lets
+   * us create all namespaces at once, the user namespace first, so it owns
+   * the others. */
+  pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+  if (child < 0) fail("clone: %s", strerror(errno));
+  if (child == 0) {
+    close(sync_p[1]);
+    close(err_p[0]);
+    if (status_fd >= 0) close(status_fd);
+    run_child(&o, sync_p[0], err_p[1], out_fd, errf_fd, sandbox_fd);
+    _exit(127);
+  }
+  close(sync_p[0]);
+  close(err_p[1]);
+  close(out_fd);
+  close(errf_fd);
+  close(sandbox_fd);
+
+  char pidbuf[32];
+  snprintf(pidbuf, sizeof pidbuf, "%d", (int)child);
+  for (int c = 0; c < o.n_cgroups; c++) {
+    if (write_file(o.cgroups[c], pidbuf) < 0) {
+      int e = errno;
+      kill(child, SIGKILL);
+      waitpid(child, NULL, 0);
+      errno = e;
+      fail("join cgroup %s: %s", o.cgroups[c], strerror(e));
+    }
+  }
+  if (o.userns_count > 0) {
+    char map[64];
+    snprintf(map, sizeof map, "0 %ld %ld\n", o.userns_host, o.userns_count);
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)child);
+    int e1 = write_file(path, map);
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)child);
+    int e2 = e1 == 0 ? write_file(path, map) : -1;
+    if (e1 < 0 || e2 < 0) {
+      int e = errno;
+      kill(child, SIGKILL);
+      waitpid(child, NULL, 0);
+      fail("write id maps: %s", strerror(e));
+    }
+  }
+  if (write(sync_p[1], "x", 1) != 1) {
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    fail("sync child: %s", strerror(errno));
+  }
+  close(sync_p[1]);
+
+  /* EOF on err pipe = exec succeeded (close-on-exec); data = setup failed. */
+  char ebuf[300];
+  ssize_t en;
+  do en = read(err_p[0], ebuf, sizeof ebuf - 1); while (en < 0 && errno == EINTR);
+  close(err_p[0]);
+  if (en > 0) {
+    ebuf[en] = 0;
+    waitpid(child, NULL, 0);
+    fail("%s", ebuf);
+  }
+
+  if (status_fd >= 0) {
+    char ok[96];
+    int n = snprintf(ok, sizeof ok, "ok %d %d %llu\n", (int)getpid(), (int)child, self_starttime());
+    if (write(status_fd, ok, (size_t)n) < 0) { /* agent gone: the task runs on */ }
+    close(status_fd);
+    status_fd = -1;
+  }
+  /* Nothing else of ours stays open: the agent may die at any time. */
+  int devnull = open("/dev/null", O_RDWR);
+  if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
+
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(child, &status, 0);
+    if (r == child) break;
+    if (r < 0 && errno != EINTR) { status = 0; break; }
+  }
+  write_exit(o.run_dir, status);
+  return 0;
+}

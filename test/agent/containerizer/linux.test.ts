@@ -1,0 +1,377 @@
+/**
+ * The linux containerizer against the real kernel: namespaces, cgroups (the
+ * host's own layout: v1, hybrid or v2), the shim, OOM, fork bombs, CFS,
+ * escape-proof kill, users, and recovery after an agent crash.
+ *
+ * Tests named `root:` / `cgroups:` need root and writable cgroups; elsewhere
+ * they are skipped with the reason printed. Every test runs under a private
+ * cgroup root (`berth-test-<pid>`) and temp dir that the after hook removes
+ * whatever happened, killing any process still in them.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LinuxContainerizer, probeLinux, type LinuxContainerizerOptions } from '../../../agent/containerizer/linux/index.js';
+import { detectHierarchy } from '../../../agent/containerizer/linux/cgroups/detect.js';
+import { killAll } from '../../../agent/containerizer/linux/cgroups/freezer.js';
+import { cpuTotalSecs } from '../../../agent/containerizer/linux/cgroups/cpu.js';
+import { CONTROLLERS, type Hierarchy } from '../../../agent/containerizer/linux/cgroups/hierarchy.js';
+import type { ContainerRecord, ContainerSpec } from '../../../agent/containerizer/types.js';
+
+const ROOT = `berth-test-${process.pid}`;
+const isRoot = process.getuid?.() === 0;
+const probe = isRoot ? await probeLinux(ROOT) : { ok: false, reason: 'not running as root', cgroupVersion: 1 as const };
+const SKIP_REASON = probe.ok ? undefined : probe.reason;
+if (SKIP_REASON) console.log(`\n[linux.test] SKIPPING root:/cgroups: tests: ${SKIP_REASON}`);
+else console.log(`\n[linux.test] running against the host's cgroups (${probe.cgroupVersion === 'hybrid' ? 'hybrid: controllers on v1' : `v${probe.cgroupVersion}`})`);
+
+const base = mkdtempSync(join(tmpdir(), 'berth-linux-test-'));
+// Tasks run as unprivileged users (and as mapped root): they must be able to traverse to their sandboxes.
+chmodSync(base, 0o755);
+const live: LinuxContainerizer[] = [];
+const hostUidStart = 1_000_000;
+
+function cz(opts: LinuxContainerizerOptions = {}): LinuxContainerizer {
+  const c = new LinuxContainerizer({ cgroupRoot: ROOT, ...opts });
+  live.push(c);
+  return c;
+}
+
+let seq = 0;
+function spec(command: string, extra: Partial<ContainerSpec> = {}): ContainerSpec {
+  const id = extra.containerId ?? `t${++seq}`;
+  const dir = join(base, id);
+  mkdirSync(join(dir, 'sandbox'), { recursive: true });
+  mkdirSync(join(dir, 'run'), { recursive: true });
+  chmodSync(dir, 0o755);
+  return {
+    containerId: id,
+    sandbox: join(dir, 'sandbox'),
+    runDir: join(dir, 'run'),
+    command: { shell: true, value: command },
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
+    limits: { cpus: 1, memMiB: 128 },
+    ...extra,
+  };
+}
+
+const out = (s: ContainerSpec): string => readFileSync(join(s.sandbox, 'stdout'), 'utf8');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** root:/cgroups: tests: skipped with the reason printed when the host cannot run them. */
+function rootTest(name: string, fn: () => Promise<void>): void {
+  if (SKIP_REASON) {
+    test.skip(name, () => undefined);
+    return;
+  }
+  test(name, fn);
+}
+
+async function hierarchy(): Promise<Hierarchy> {
+  const h = await detectHierarchy(ROOT);
+  if (!h) throw new Error('no hierarchy');
+  return h;
+}
+
+test.after(async () => {
+  for (const c of live) await c.close();
+  if (!SKIP_REASON) {
+    // Whatever a failed test left: kill every process in our cgroups and remove them, then the root.
+    const hier = await hierarchy();
+    for (const id of await hier.listContainers()) {
+      const h = hier.handle(id);
+      await killAll(hier, h).catch(() => undefined);
+      await hier.remove(h).catch(() => undefined);
+    }
+    const roots = new Set(CONTROLLERS.map((c) => hier.handle('x').dir(c)).filter((d): d is string => d !== undefined).map((d) => dirname(d)));
+    for (const d of roots) await hier.fs.rmdir(d).catch(() => undefined);
+  }
+  rmSync(base, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------
+
+test('user policy: a forbidden user and an unknown user are rejected with the user named', async () => {
+  const c = cz({ allowedUsers: ['nobody'] });
+  try {
+    await c.launch(spec('true', { user: 'daemon' }));
+    assert.unreachable('daemon is not allowed');
+  } catch (err) {
+    assert.match((err as Error).message, /'daemon'/);
+    assert.is((err as { code?: string }).code, 'FORBIDDEN');
+  }
+  const c2 = cz();
+  try {
+    await c2.launch(spec('true', { user: 'no-such-user-berth' }));
+    assert.unreachable('unknown user');
+  } catch (err) {
+    assert.match((err as Error).message, /'no-such-user-berth'/);
+  }
+});
+
+rootTest('root: inside the task pid 1 is the task, hostname is configured, id -u is the user, NoNewPrivs 1, CapEff empty', async () => {
+  const c = cz();
+  const s = spec(
+    'echo pid=$$; hostname; id -u; grep -E "^(NoNewPrivs|CapEff|CapBnd)" /proc/self/status; ps -e -o pid= | wc -l; wc -l < /proc/net/dev; echo hi > /tmp/berth-private-$$-x && ls /tmp | wc -l',
+    { user: 'nobody', hostname: 'berth-box', network: 'none', privateTmp: true },
+  );
+  const rec = await c.launch(s);
+  assert.ok(rec.pid > 0 && rec.startTime > 0 && rec.bootId.length > 0);
+  const exit = await c.wait(s.containerId);
+  assert.equal(exit, { exitCode: 0, signal: null });
+  const lines = out(s).trim().split('\n');
+  assert.is(lines[0], 'pid=1');
+  assert.is(lines[1], 'berth-box');
+  assert.is(lines[2], '65534');
+  assert.ok(lines.includes('CapEff:\t0000000000000000'), out(s));
+  assert.ok(lines.includes('CapBnd:\t0000000000000000'), out(s));
+  assert.ok(lines.includes('NoNewPrivs:\t1'), out(s));
+  // `ps` sees only this namespace: sh (pid 1), ps, wc and maybe the subshell.
+  assert.ok(Number(lines[6]) <= 4, `ps saw ${lines[6]} processes`);
+  // network none: /proc/net/dev has 2 header lines + lo.
+  assert.is(lines[7], '3');
+  // private /tmp: only the file just written.
+  assert.is(lines[8], '1');
+  assert.ok(readFileSync(join(s.runDir, 'exit'), 'utf8').includes('"exitCode":0'));
+});
+
+rootTest('root: a task asking for root is uid 0 inside, unprivileged on the host, and cannot write a root-owned host file', async () => {
+  const c = cz();
+  const hostDir = join(base, 'hostfiles');
+  mkdirSync(hostDir, { recursive: true, mode: 0o755 });
+  chmodSync(hostDir, 0o755);
+  const target = join(hostDir, 'root-owned');
+  writeFileSync(target, 'original\n', { mode: 0o644 });
+  const s = spec(`id -u; if echo pwned >> ${target}; then echo WROTE; else echo DENIED; fi; sleep 5`, { user: 'root' });
+  const rec = await c.launch(s);
+  try {
+    await until(() => out(s).includes('ED'), 5000, 'task output');
+    const taskPid = rec.extra?.['taskPid'] as number;
+    const status = readFileSync(`/proc/${taskPid}/status`, 'utf8');
+    const hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+    assert.is(hostUid, hostUidStart, 'host uid of the task');
+    assert.is(out(s).trim().split('\n')[0], '0');
+    assert.match(out(s), /DENIED/);
+    assert.is(readFileSync(target, 'utf8'), 'original\n');
+  } finally {
+    await c.destroy(s.containerId, 0);
+  }
+});
+
+rootTest('cgroups: a task allocating 4x its mem is OOM-killed with the memory reason while a neighbour keeps running', async () => {
+  const c = cz();
+  const neighbour = spec('i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.05; done', { limits: { cpus: 0.5, memMiB: 64 } });
+  const hog = spec(`exec python3 -c "a = b'x' * (256 << 20); print(len(a))"`, { limits: { cpus: 0.5, memMiB: 64 } });
+  await c.launch(neighbour);
+  try {
+    await c.launch(hog);
+    const exit = await c.wait(hog.containerId);
+    assert.is(exit.reason, 'REASON_CONTAINER_LIMITATION_MEMORY');
+    assert.is(exit.signal, 'SIGKILL');
+    assert.match(exit.message ?? '', /Memory limit 64\.0 MiB exceeded: peak \d+\.\d MiB/);
+    const before = out(neighbour).split('\n').length;
+    await sleep(300);
+    const usage = await c.usage(neighbour.containerId);
+    assert.ok((usage.processes ?? 0) >= 1, 'neighbour still has processes');
+    const text = out(neighbour);
+    assert.ok(text.split('\n').length > before, 'neighbour keeps writing');
+    // Output intact: consecutive ticks, no gap.
+    const ticks = text.trim().split('\n').map((l) => Number(l.split(' ')[1]));
+    ticks.forEach((t, i) => assert.is(t, i + 1));
+    console.log(`  [oom] ${exit.message}`);
+  } finally {
+    await c.destroy(neighbour.containerId, 0);
+  }
+});
+
+rootTest('cgroups: a fork bomb under pids.max 64 is contained, the neighbour and the event loop stay fine, destroy leaves no process', async () => {
+  const c = cz({ pidsMax: 64 });
+  const neighbour = spec('while :; do echo ok; sleep 0.1; done', { limits: { cpus: 0.5, memMiB: 64 } });
+  // Every process loops on fork(), children included: a sustained bomb (a dash bomb burns out on its own).
+  const bomb = spec(`perl -e 'while (1) { fork }' & sleep 1000`, { user: 'nobody', limits: { cpus: 0.5, memMiB: 256 } });
+  await c.launch(neighbour);
+  try {
+    await c.launch(bomb);
+    const hier = await hierarchy();
+    let maxThreads = 0;
+    let maxLag = 0;
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      await sleep(100);
+      maxLag = Math.max(maxLag, performance.now() - t - 100);
+      maxThreads = Math.max(maxThreads, (await c.usage(bomb.containerId)).threads ?? 0);
+    }
+    assert.ok(maxThreads >= 60 && maxThreads <= 64, `threads ${maxThreads}`);
+    assert.ok(maxLag < 500, `event loop lag ${maxLag} ms`);
+    assert.ok(((await c.usage(neighbour.containerId)).processes ?? 0) >= 1);
+    const pids = await hier.pids(hier.handle(bomb.containerId));
+    await c.destroy(bomb.containerId, 0);
+    const exit = await c.wait(bomb.containerId);
+    assert.is(exit.signal, 'SIGKILL');
+    assert.equal(pids.filter(pidAlive), [], 'bomb processes left');
+    assert.equal(await hier.pids(hier.handle(bomb.containerId)), []);
+    assert.not.ok((await hier.listContainers()).includes(bomb.containerId), 'bomb cgroup removed');
+    console.log(`  [forkbomb] peak ${maxThreads} tasks (pids.max 64), event-loop lag ≤ ${maxLag.toFixed(0)} ms`);
+  } finally {
+    await c.destroy(neighbour.containerId, 0);
+  }
+});
+
+rootTest('cgroups: with CFS a busy loop at cpus 0.5 uses 0.5 ± 0.1 cores over 5 s, measured from its cgroup', async () => {
+  const c = cz({ enableCfs: true });
+  const s = spec('while :; do :; done', { limits: { cpus: 0.5, memMiB: 32 } });
+  await c.launch(s);
+  try {
+    const hier = await hierarchy();
+    const h = hier.handle(s.containerId);
+    await sleep(300);
+    const t0 = performance.now();
+    const c0 = await cpuTotalSecs(h, hier.fs);
+    await sleep(5000);
+    const c1 = await cpuTotalSecs(h, hier.fs);
+    const cores = (c1 - c0) / ((performance.now() - t0) / 1000);
+    const u = await c.usage(s.containerId);
+    console.log(`  [cfs] ${cores.toFixed(3)} cores; nr_periods ${u.cpus_nr_periods}, nr_throttled ${u.cpus_nr_throttled}, throttled ${u.cpus_throttled_time_secs?.toFixed(2)} s`);
+    assert.ok(Math.abs(cores - 0.5) <= 0.1, `used ${cores} cores`);
+    assert.ok((u.cpus_nr_throttled ?? 0) > 0, 'throttled');
+    assert.ok((u.cpus_user_time_secs ?? 0) + (u.cpus_system_time_secs ?? 0) > 1);
+  } finally {
+    await c.destroy(s.containerId, 0);
+  }
+});
+
+rootTest('root: killing a task whose child called setsid leaves no process', async () => {
+  const c = cz();
+  const marker = `${4000 + (process.pid % 1000)}.${seq}`;
+  const s = spec(`setsid sleep ${marker} & sleep ${marker}`, { user: 'nobody' });
+  await c.launch(s);
+  await until(() => {
+    try {
+      return execFileSync('pgrep', ['-f', `sleep ${marker}`]).toString().trim().split('\n').length >= 2;
+    } catch {
+      return false;
+    }
+  }, 5000, 'both sleeps');
+  const t0 = performance.now();
+  await c.destroy(s.containerId, 2000);
+  // sh (pid 1) has no SIGTERM handler and never hears it: no need to sit out the whole grace.
+  assert.ok(performance.now() - t0 < 1500, `destroy took ${(performance.now() - t0).toFixed(0)} ms`);
+  let left = '';
+  try {
+    left = execFileSync('pgrep', ['-f', `sleep ${marker}`]).toString();
+  } catch {
+    left = '';
+  }
+  assert.is(left, '', 'processes left');
+  // The SIGTERM of the grace period ends the foreground `sleep`, so sh (pid 1) may exit 143 first.
+  const exit = await c.wait(s.containerId);
+  assert.ok(exit.signal === 'SIGKILL' || exit.exitCode === 143, JSON.stringify(exit));
+});
+
+rootTest('root: the shell engine (no berth-shim) isolates the same way', async () => {
+  const c = cz({ shimPath: null });
+  const s = spec('echo pid=$$; hostname; id -u; grep -E "^(NoNewPrivs|CapEff)" /proc/self/status; exit 3', { user: 'nobody', hostname: 'shellbox' });
+  await c.launch(s);
+  const exit = await c.wait(s.containerId);
+  assert.equal(exit, { exitCode: 3, signal: null });
+  const lines = out(s).trim().split('\n');
+  assert.is(lines[1], 'shellbox');
+  assert.is(lines[2], '65534');
+  assert.ok(lines.includes('NoNewPrivs:\t1') && lines.includes('CapEff:\t0000000000000000'), out(s));
+  const f = spec('exec /no/such/binary', { user: 'nobody' });
+  await c.launch(f);
+  assert.is((await c.wait(f.containerId)).exitCode, 127);
+  // Root tasks need a uid-range user namespace, which this engine gets only through newuidmap.
+  const r = spec('id -u', { user: 'root' });
+  try {
+    await c.launch(r);
+    const exit = await c.wait(r.containerId);
+    assert.is(exit.exitCode, 0, 'root task via newuidmap');
+  } catch (err) {
+    assert.match((err as Error).message, /user namespace/);
+  }
+});
+
+rootTest('root: a task that cannot exec fails launch with the reason, and leaves no cgroup', async () => {
+  const c = cz();
+  const s = spec('', { command: { shell: false, value: '/no/such/binary', arguments: ['x'] } });
+  try {
+    await c.launch(s);
+    assert.unreachable('launch should fail');
+  } catch (err) {
+    assert.match((err as Error).message, /no\/such\/binary: No such file or directory/);
+  }
+  assert.not.ok((await (await hierarchy()).listContainers()).includes(s.containerId));
+});
+
+// Runs as a separate Node process standing in for the agent: launches, prints the records, and is SIGKILLed.
+const HELPER = `
+import { LinuxContainerizer } from ${JSON.stringify(fileURLToPath(new URL('../../../agent/containerizer/linux/index.js', import.meta.url)))};
+const specs = JSON.parse(process.argv[1]);
+const c = new LinuxContainerizer({ cgroupRoot: ${JSON.stringify(ROOT)} });
+const records = [];
+for (const s of specs) records.push(await c.launch(s));
+process.stdout.write(JSON.stringify(records) + '\\n');
+setInterval(() => {}, 1000);
+`;
+
+rootTest('root: recover after an agent SIGKILL re-adopts 20 containers with usage, learns exits that happened meanwhile, removes orphans, leaves no stray cgroup', async () => {
+  const specs: ContainerSpec[] = [];
+  for (let i = 0; i < 20; i++) specs.push(spec(i < 5 ? 'sleep 0.3; exit 7' : 'sleep 2.5', { containerId: `rec${i}`, user: 'nobody', limits: { cpus: 0.1, memMiB: 32 } }));
+  const orphan = spec('sleep 100', { containerId: 'orphan0', limits: { cpus: 0.1, memMiB: 32 } });
+  const helper = spawn(process.execPath, ['--input-type=module', '-e', HELPER, JSON.stringify([...specs, orphan])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  helper.stdout.setEncoding('utf8');
+  helper.stdout.on('data', (d: string) => (text += d));
+  try {
+    await until(() => text.includes('\n'), 20_000, 'helper records');
+  } finally {
+    helper.kill('SIGKILL');
+  }
+  await new Promise((r) => helper.once('exit', r));
+  const all = JSON.parse(text) as ContainerRecord[];
+  const records = all.filter((r) => r.containerId !== 'orphan0');
+  await sleep(600); // the five short tasks end while no agent runs
+  const c = cz();
+  await c.recover(records);
+  const hier = await hierarchy();
+  assert.not.ok((await hier.listContainers()).includes('orphan0'), 'orphan cgroup destroyed');
+  assert.not.ok(pidAlive((all.find((r) => r.containerId === 'orphan0')!.extra!['taskPid']) as number), 'orphan task killed');
+  for (let i = 0; i < 5; i++) {
+    const exit = await c.wait(`rec${i}`);
+    assert.equal(exit, { exitCode: 7, signal: null, recovered: true });
+  }
+  for (let i = 5; i < 20; i++) {
+    const u = await c.usage(`rec${i}`);
+    assert.ok((u.processes ?? 0) >= 1 && (u.mem_total_bytes ?? 0) > 0, `usage of rec${i}: ${JSON.stringify(u)}`);
+  }
+  await c.destroy('rec19', 0);
+  assert.is((await c.wait('rec19')).signal, 'SIGKILL');
+  for (let i = 5; i < 19; i++) {
+    const exit = await c.wait(`rec${i}`);
+    assert.equal(exit, { exitCode: 0, signal: null, recovered: true });
+  }
+  assert.equal(await hier.listContainers(), [], 'no stray cgroup');
+});
+
+test.run();
