@@ -3,7 +3,7 @@
 // uvu's own summary. Optional argument: a regex to select test files.
 import { spawn } from 'node:child_process';
 
-const pattern = process.argv[2] ?? '\\.test\\.js$';
+const pattern = process.argv[2] ? `^(?=.*(?:${process.argv[2]})).*\\.test\\.js$` : '\\.test\\.js$';
 const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'dist/test', pattern], {
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, BERTH_TEST: '1' },

@@ -98,7 +98,7 @@ export class TestFramework implements FrameworkSink {
 
   async subscribe(extra: Partial<FrameworkInfo> = {}): Promise<string> {
     this.closed = undefined;
-    const info: FrameworkInfo = { user: 'root', name: 'test', role: 'dev', ...this.info, ...extra, ...(this.id ? { id: { value: this.id } } : {}) };
+    const info: FrameworkInfo = { user: 'root', name: 'test', ...this.info, ...extra, ...(this.id ? { id: { value: this.id } } : {}) };
     this.id = await this.master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: info } }, this);
     await settle();
     return this.id;

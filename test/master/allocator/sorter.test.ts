@@ -53,19 +53,23 @@ test('pick skips clients the visitor refuses and keeps the order intact', () => 
   assert.equal(s.sort(), ['b', 'c', 'd']);
 });
 
-test('checkpoint and rollback restore shares, counts and order', () => {
+test('snapshot and restore bring back shares, counts and order, and replay identically', () => {
   for (const s of [new DRFSorter(), new RandomSorter(3)] as Sorter[]) {
     setup(s, ['a', 'b', 'c']);
     s.allocated(s.indexOf('b'), packed('cpus:10'), 0);
     const before = [s.share(0), s.share(1), s.share(2)];
-    s.checkpoint();
+    const snap = s.snapshot();
     const first = s.pick((i) => { s.allocated(i, packed('cpus:50'), 0); return true; });
     s.pick(() => false);
-    s.rollback();
+    const after = s.snapshot();
+    const afterShares = [s.share(0), s.share(1), s.share(2)];
+    s.restore(snap);
     assert.equal([s.share(0), s.share(1), s.share(2)], before);
-    s.checkpoint();
     assert.is(s.pick((i) => { s.allocated(i, packed('cpus:50'), 0); return true; }), first, 'replays identically');
-    s.rollback();
+    s.restore(after);
+    assert.equal([s.share(0), s.share(1), s.share(2)], afterShares);
+    s.add('d');
+    assert.throws(() => s.restore(snap), /does not match/);
   }
 });
 
