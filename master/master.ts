@@ -570,7 +570,7 @@ export class Master {
     const ms = Math.min((fw.info.failover_timeout ?? 0) * 1000, 2 ** 31 - 1);
     fw.failoverTimer = this.clock.setTimeout(() => {
       fw.failoverTimer = undefined;
-      if (fw.status !== 'CONNECTED') void this.removeFramework(fw, 'failover timeout expired');
+      if (fw.status !== 'CONNECTED') this.removeFramework(fw, 'failover timeout expired').catch((e: Error) => this.log.error({ err: e.message }, 'framework removal failed'));
     }, ms);
   }
 
@@ -614,8 +614,16 @@ export class Master {
         }
         return;
       }
-      case 'DECLINE': case 'REVIVE': case 'SUPPRESS': case 'TEARDOWN': case 'REQUEST': case 'UPDATE_FRAMEWORK':
+      case 'DECLINE': case 'REVIVE': case 'SUPPRESS': case 'TEARDOWN': case 'REQUEST':
         return;
+      case 'UPDATE_FRAMEWORK': {
+        const upd = call.update_framework;
+        if (!upd) throw new BerthError('INVALID', "Expecting 'update_framework' to be present");
+        validateFrameworkInfo(upd.framework_info);
+        const id = upd.framework_info.id?.value;
+        if (id !== undefined && id !== call.framework_id?.value) throw new BerthError('INVALID', 'update_framework.framework_info.id does not match the framework');
+        return;
+      }
       case 'KILL':
         if (!call.kill) throw new BerthError('INVALID', "Expecting 'kill' to be present");
         return;
@@ -648,7 +656,7 @@ export class Master {
     const fw = this.requireSubscribed(frameworkId, sink);
     this.validateCall(call);
     switch (call.type) {
-      case 'TEARDOWN': void this.removeFramework(fw, 'framework requested teardown'); return;
+      case 'TEARDOWN': this.removeFramework(fw, 'framework requested teardown').catch((e: Error) => this.log.error({ err: e.message }, 'teardown failed')); return;
       case 'ACCEPT': this.accept(fw, call.accept!); return;
       case 'DECLINE': {
         const refuse = this.refuseSeconds(call.decline?.filters?.refuse_seconds);
@@ -674,7 +682,7 @@ export class Master {
       case 'ACKNOWLEDGE': this.acknowledge(fw, call.acknowledge!); return;
       case 'RECONCILE': this.reconcile(fw, call.reconcile?.tasks ?? []); return;
       case 'REQUEST': return; // the hierarchical allocator ignores requests, as in Mesos
-      case 'UPDATE_FRAMEWORK': void this.updateFramework(fw, call); return;
+      case 'UPDATE_FRAMEWORK': this.updateFramework(fw, call).catch((e: Error) => this.log.error({ err: e.message, framework_id: fw.id }, 'update_framework failed')); return;
       default: return;
     }
   }
@@ -684,12 +692,10 @@ export class Master {
     return Math.min(v, 365 * 24 * 3600);
   }
 
+  /** Already checked by validateCall; persists, then applies. */
   private async updateFramework(fw: FrameworkRec, call: Call): Promise<void> {
-    const upd = call.update_framework;
-    if (!upd) throw new BerthError('INVALID', "Expecting 'update_framework' to be present");
+    const upd = call.update_framework!;
     const info = upd.framework_info;
-    validateFrameworkInfo(info);
-    if (info.id && info.id.value !== fw.id) throw new BerthError('INVALID', 'update_framework.framework_info.id does not match the framework');
     const stored: FrameworkInfo = { ...info, id: { value: fw.id } };
     await this.registry.append({ type: 'framework_updated', framework_id: fw.id, info: stored, at: this.clock.now() });
     fw.info = stored;

@@ -9,7 +9,9 @@ export type { Logger };
 
 const level = process.env.BERTH_LOG_LEVEL ?? (process.env.BERTH_TEST ? 'silent' : 'info');
 
-export const rootLogger: Logger = pino({ level, base: { pid: process.pid } });
+// Logs go to stderr: stdout belongs to the program (JSON figures of benches, output of examples
+// and of user frameworks that embed the SDK).
+export const rootLogger: Logger = pino({ level, base: { pid: process.pid } }, pino.destination(2));
 
 export function logger(component: string, bindings: Record<string, unknown> = {}): Logger {
   return rootLogger.child({ component, ...bindings });

@@ -1,0 +1,30 @@
+/**
+ * Berth framework SDK — the whole public surface. Everything not exported here
+ * is internal and may change.
+ *
+ *   import { connect, task, OfferPool } from 'berth/frameworks/sdk';
+ *   const fw = await connect({ master: 'http://127.0.0.1:5050', framework: { name: 'hello' } });
+ *   fw.on('offers', async (offers) => { … await fw.launch(offers[0], task({ cmd: 'echo hi', cpus: 0.1, mem: 32 })) … });
+ *   fw.on('update', (status) => console.log(status.task_id.value, status.state));
+ *
+ * Transports: `berth://host:port` (native WebSocket, protobuf frames), `http://host:port`
+ * (the Mesos v1 scheduler HTTP API, so the same code runs against Apache Mesos), or a
+ * `Dialer` (in-process MemoryNetwork for tests and the simulator).
+ */
+export {
+  connect, Framework,
+  type ConnectOptions, type FrameworkOptions, type FrameworkEvent, type FrameworkError, type SubscribedInfo,
+  type EventArgs, type EventName, type Callback,
+} from './client.js';
+export {
+  task, pickResources, taskInfo, buildTaskInfo, OfferPool,
+  type TaskSpec, type ResourceDemand, type Picked,
+} from './tasks.js';
+export { HttpCallError, type HttpEncoding } from './transport.js';
+export { BerthError, type ErrorCode } from '../../proto/errors.js';
+export { MemoryNetwork } from '../../proto/transport/memory.js';
+export type { Dialer } from '../../proto/transport/types.js';
+export { isTerminal, TERMINAL_STATES } from '../../proto/types.js';
+export type {
+  Offer, TaskInfo, TaskStatus, TaskState, Resource, Operation, FrameworkInfo, MasterInfo, Call, Event,
+} from '../../proto/types.js';
