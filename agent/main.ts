@@ -1,0 +1,149 @@
+/**
+ * Starting an agent from the CLI (`berth agent …`) or from `berth up`:
+ * picks the containerizer, wires the WebSocket dialer, starts the Agent.
+ *
+ * Containerizer choice: `posix` unless `linux` is asked for, or `auto` and the
+ * linux containerizer's `probeLinux()` says this host can run it. The linux
+ * module is loaded dynamically so the agent builds and runs without it; the
+ * choice and its reason are logged.
+ */
+import { Command } from 'commander';
+import { resolve } from 'node:path';
+import { BerthError } from '../proto/errors.js';
+import { logger, type Logger } from '../proto/log.js';
+import { WsDialer } from '../proto/transport/ws.js';
+import type { Dialer } from '../proto/transport/types.js';
+import type { Clock } from '../proto/clock.js';
+import { Agent } from './agent.js';
+import type { Containerizer } from './containerizer/types.js';
+import { PosixContainerizer } from './containerizer/posix.js';
+
+export type ContainerizerChoice = 'posix' | 'linux' | 'auto';
+
+export interface StartAgentOptions {
+  /** Master address `host:port` (ignored when `dialer` is given). */
+  master?: string;
+  /** A ready dialer (e.g. MemoryNetwork for in-process clusters). */
+  dialer?: Dialer;
+  workDir: string;
+  /** HTTP port of the agent (0 = ephemeral; default 5051). */
+  port?: number;
+  /** Address the HTTP server binds (default 127.0.0.1). */
+  host?: string;
+  resources?: string;
+  attributes?: string;
+  hostname?: string;
+  /** Default 'auto'. */
+  containerizer?: ContainerizerChoice;
+  /** Default true; false = recover what is readable from a damaged checkpoint. */
+  strict?: boolean;
+  clock?: Clock;
+  log?: Logger;
+}
+
+export interface StartedAgent {
+  agent: Agent;
+  /** host:port of the agent's HTTP server. */
+  endpoint: string;
+  /** Stops the agent; tasks keep running unless `killTasks`. */
+  stop(opts?: { killTasks?: boolean }): Promise<void>;
+}
+
+interface LinuxModule {
+  probeLinux?: () => Promise<{ ok: boolean; reason?: string }> | { ok: boolean; reason?: string };
+  /** Its log option is a plain function (the linux module does not depend on pino). */
+  LinuxContainerizer?: new (opts: { log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void }) => Containerizer;
+}
+
+async function loadLinux(): Promise<LinuxModule | undefined> {
+  try {
+    // A variable specifier keeps tsc from requiring the module at build time.
+    const spec = './containerizer/linux/index.js';
+    return (await import(spec)) as LinuxModule;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Chooses and builds the containerizer, logging which and why. */
+export async function chooseContainerizer(choice: ContainerizerChoice, workDir: string, log: Logger): Promise<Containerizer> {
+  if (choice === 'posix') {
+    log.info({ containerizer: 'posix', why: 'asked for with --containerizer posix' }, 'Containerizer chosen');
+    return new PosixContainerizer({ log: log.child({ component: 'posix' }) });
+  }
+  const linux = await loadLinux();
+  let why: string;
+  if (!linux?.LinuxContainerizer || !linux.probeLinux) {
+    why = 'the linux containerizer is not available in this build';
+  } else {
+    let probe: { ok: boolean; reason?: string };
+    try { probe = await linux.probeLinux(); } catch (e) { probe = { ok: false, reason: (e as Error).message }; }
+    if (probe.ok) {
+      log.info({ containerizer: 'linux', why: choice === 'linux' ? 'asked for with --containerizer linux' : 'auto: namespaces and cgroups usable' }, 'Containerizer chosen');
+      const child = log.child({ component: 'linux' });
+      return new linux.LinuxContainerizer({ log: (level, msg, fields) => child[level](fields ?? {}, msg) });
+    }
+    why = `linux probe failed: ${probe.reason ?? 'unknown reason'}`;
+  }
+  if (choice === 'linux') throw new BerthError('UNSUPPORTED', `--containerizer linux: ${why}`);
+  log.info({ containerizer: 'posix', why: `auto: ${why}` }, 'Containerizer chosen');
+  return new PosixContainerizer({ log: log.child({ component: 'posix' }) });
+}
+
+/** Starts an agent; resolves once it is recovered and its HTTP server is up (registration proceeds in the background). */
+export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent> {
+  const log = opts.log ?? logger('agent');
+  const workDir = resolve(opts.workDir);
+  let dialer = opts.dialer;
+  if (!dialer) {
+    if (!opts.master) throw new BerthError('INVALID', 'startAgent: give --master HOST:PORT (or a dialer)');
+    dialer = new WsDialer(opts.master);
+  }
+  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log);
+  const agent = new Agent({
+    dialer, workDir, containerizer, log,
+    resources: opts.resources, attributes: opts.attributes, hostname: opts.hostname,
+    httpHost: opts.host, httpPort: opts.port, strict: opts.strict ?? true, clock: opts.clock,
+  });
+  try {
+    await agent.start();
+  } catch (e) {
+    await containerizer.close();
+    throw e;
+  }
+  return { agent, endpoint: agent.endpoint, stop: (o) => agent.stop(o) };
+}
+
+/**
+ * `berth agent --master HOST:PORT --work-dir DIR [--port N] [--host ADDR] [--resources R]
+ *  [--attributes A] [--hostname H] [--containerizer posix|linux|auto] [--no-strict]`.
+ * Runs until SIGINT/SIGTERM (tasks keep running after the agent exits).
+ */
+export async function runAgentFromArgs(argv: string[]): Promise<StartedAgent> {
+  const cmd = new Command('berth agent')
+    .requiredOption('--master <host:port>', 'master address')
+    .requiredOption('--work-dir <dir>', 'work directory (sandboxes, checkpoints)')
+    .option('--port <n>', 'agent HTTP port (0 = ephemeral)', '5051')
+    .option('--host <addr>', 'address the agent HTTP server binds', '127.0.0.1')
+    .option('--resources <text>', "resources, Mesos text form: 'cpus:4;mem:8192;ports:[31000-32000]'")
+    .option('--attributes <text>', "attributes: 'rack:r1;zone:a'")
+    .option('--hostname <name>', 'hostname to advertise')
+    .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
+    .option('--no-strict', 'recover what is readable from a damaged checkpoint instead of failing')
+    .exitOverride();
+  cmd.parse(argv, { from: 'user' });
+  const o = cmd.opts<{ master: string; workDir: string; port: string; host: string; resources?: string; attributes?: string; hostname?: string; containerizer: string; strict: boolean }>();
+  if (!['posix', 'linux', 'auto'].includes(o.containerizer)) throw new BerthError('INVALID', `--containerizer must be posix, linux or auto (got '${o.containerizer}')`);
+  const port = Number(o.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BerthError('INVALID', `--port: '${o.port}' is not a port number`);
+  const started = await startAgent({
+    master: o.master, workDir: o.workDir, port, host: o.host, resources: o.resources, attributes: o.attributes,
+    hostname: o.hostname, containerizer: o.containerizer as ContainerizerChoice, strict: o.strict,
+  });
+  const onSignal = (sig: NodeJS.Signals): void => {
+    void started.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return started;
+}

@@ -1,0 +1,94 @@
+/**
+ * Test harness for agent tests: a temp work dir, an in-process network with a
+ * FakeMaster, an Agent on an ephemeral HTTP port, and a cleanup that leaves
+ * nothing behind even when the test failed (every container destroyed, every
+ * session under the work dir killed, the work dir removed).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryNetwork } from '../../proto/transport/memory.js';
+import type { Clock } from '../../proto/clock.js';
+import { Agent, type AgentOptions } from '../../agent/agent.js';
+import { PosixContainerizer } from '../../agent/containerizer/posix.js';
+import { readCmdline, scanProc } from '../../agent/proc.js';
+import { FakeMaster, type FakeMasterOptions } from './fake-master.js';
+
+export interface Harness {
+  workDir: string;
+  net: MemoryNetwork;
+  master: FakeMaster;
+  agent: Agent;
+  /** A fresh agent on the same work dir and network (after `agent.stop()`), for restart tests. */
+  restart(extra?: Partial<AgentOptions>): Promise<Agent>;
+  cleanup(): Promise<void>;
+}
+
+export function tempDir(prefix = 'berth-agent-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** SIGKILLs every process whose argv mentions `dir` (supervisors name their run dir) and its session. */
+export function killEverythingUnder(dir: string): void {
+  const snap = scanProc();
+  const sids = new Set<number>();
+  for (const st of snap.byPid.values()) {
+    if (st.pid === process.pid) continue;
+    if (readCmdline(st.pid).some((a) => a.includes(dir))) { sids.add(st.sid); try { process.kill(st.pid, 'SIGKILL'); } catch { /* gone */ } }
+  }
+  for (const sid of sids) {
+    if (sid === process.pid || sid <= 1) continue;
+    for (const p of snap.bySid.get(sid) ?? []) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+  }
+}
+
+export async function startHarness(opts: { master?: FakeMasterOptions; agent?: Partial<AgentOptions>; clock?: Clock } = {}): Promise<Harness> {
+  const workDir = tempDir();
+  const net = new MemoryNetwork();
+  const master = new FakeMaster(net, opts.master);
+  const agents: Agent[] = [];
+  const make = (extra: Partial<AgentOptions> = {}): Agent => {
+    const a = new Agent({
+      dialer: net, workDir, httpPort: 0, clock: opts.clock,
+      containerizer: new PosixContainerizer({ sampleIntervalMs: 100, pollIntervalMs: 50 }),
+      detectedHost: { cpus: 4, memBytes: 8 * 2 ** 30, diskFreeBytes: 100 * 2 ** 30, gpus: 0 },
+      ...opts.agent, ...extra,
+    });
+    agents.push(a);
+    return a;
+  };
+  const agent = make();
+  const h: Harness = {
+    workDir, net, master, agent,
+    async restart(extra) {
+      const a = make(extra);
+      await a.start();
+      h.agent = a;
+      return a;
+    },
+    async cleanup() {
+      for (const a of agents) await a.stop({ killTasks: true }).catch(() => undefined);
+      killEverythingUnder(workDir);
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await agent.start();
+  } catch (e) {
+    await h.cleanup();
+    throw e;
+  }
+  return h;
+}
+
+/** Is any process of the session led by `sid` (other than zombies) alive? */
+export function sessionAlive(sid: number): boolean {
+  const snap = scanProc();
+  return (snap.bySid.get(sid) ?? []).some((p) => p.state !== 'Z');
+}
+
+export function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); } catch { return false; }
+  const st = scanProc().byPid.get(pid);
+  return st !== undefined && st.state !== 'Z';
+}

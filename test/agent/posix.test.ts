@@ -1,0 +1,95 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PosixContainerizer } from '../../agent/containerizer/posix.js';
+import type { ContainerSpec } from '../../agent/containerizer/types.js';
+import { killEverythingUnder, pidAlive, sessionAlive, tempDir } from './harness.js';
+import { waitFor } from './fake-master.js';
+
+let n = 0;
+function spec(dir: string, command: string, memMiB = 0): ContainerSpec {
+  const id = `c${++n}`;
+  const sandbox = join(dir, id, 'sandbox');
+  const runDir = join(dir, id, 'run');
+  mkdirSync(sandbox, { recursive: true });
+  mkdirSync(runDir, { recursive: true });
+  for (const f of ['stdout', 'stderr']) writeFileSync(join(sandbox, f), '');
+  return { containerId: id, sandbox, runDir, command: { shell: true, value: command }, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, limits: { cpus: 1, memMiB } };
+}
+
+async function withDir(fn: (dir: string, cz: PosixContainerizer) => Promise<void>): Promise<void> {
+  const dir = tempDir('berth-posix-');
+  const cz = new PosixContainerizer({ sampleIntervalMs: 50, pollIntervalMs: 20 });
+  // The containerizer's timers are unref'd (an agent's server keeps it alive): keep this process up.
+  const keepAlive = setInterval(() => undefined, 1000);
+  try { await fn(dir, cz); } finally {
+    clearInterval(keepAlive); await cz.close(); killEverythingUnder(dir); rmSync(dir, { recursive: true, force: true }); }
+}
+
+test('the supervisor writes the shared exit record format: exit code or signal name', () => withDir(async (dir, cz) => {
+  const a = spec(dir, 'exit 3');
+  const b = spec(dir, "sh -c 'kill -KILL $$'");
+  const c = spec(dir, 'echo out; echo err >&2');
+  await Promise.all([cz.launch(a), cz.launch(b), cz.launch(c)]);
+  assert.equal(await cz.wait(a.containerId), { exitCode: 3, signal: null });
+  assert.equal(await cz.wait(b.containerId), { exitCode: null, signal: 'SIGKILL' });
+  assert.equal(await cz.wait(c.containerId), { exitCode: 0, signal: null });
+  assert.is(readFileSync(join(a.runDir, 'exit'), 'utf8'), '{"exitCode":3,"signal":null}\n');
+  assert.is(readFileSync(join(b.runDir, 'exit'), 'utf8'), '{"exitCode":null,"signal":"SIGKILL"}\n');
+  assert.is(readFileSync(join(c.sandbox, 'stdout'), 'utf8'), 'out\n');
+  assert.is(readFileSync(join(c.sandbox, 'stderr'), 'utf8'), 'err\n');
+}));
+
+test('argv commands exec the program, never a shell builtin of the supervisor', () => withDir(async (dir, cz) => {
+  const s = spec(dir, '');
+  s.command = { shell: false, value: 'echo', arguments: ['echo', 'a b', '$HOME'] };
+  await cz.launch(s);
+  assert.equal(await cz.wait(s.containerId), { exitCode: 0, signal: null });
+  assert.is(readFileSync(join(s.sandbox, 'stdout'), 'utf8'), 'a b $HOME\n');
+}));
+
+test('destroy right after launch leaves nothing (the task may not be forked yet)', () => withDir(async (dir, cz) => {
+  for (let i = 0; i < 5; i++) {
+    const s = spec(dir, 'sleep 300');
+    const rec = await cz.launch(s);
+    await cz.destroy(s.containerId, 1000);
+    assert.not.ok(sessionAlive(rec.pid), 'no session member left');
+    const exit = await cz.wait(s.containerId);
+    assert.ok(exit.signal === 'SIGTERM' || exit.exitCode !== null, `ended: ${JSON.stringify(exit)}`);
+  }
+}));
+
+test('recover re-adopts a live supervisor (polling), reports a finished one from its exit record', () => withDir(async (dir, cz) => {
+  const live = spec(dir, 'while [ ! -f go ]; do sleep 0.02; done; exit 5');
+  const done = spec(dir, 'exit 9');
+  const recLive = await cz.launch(live);
+  const recDone = await cz.launch(done);
+  await cz.wait(done.containerId);
+  await cz.close();
+  const cz2 = new PosixContainerizer({ pollIntervalMs: 20 });
+  try {
+    await cz2.recover([recLive, recDone, { ...recLive, containerId: 'stale', pid: recLive.pid, startTime: recLive.startTime + 1 }]);
+    assert.equal(await cz2.wait(done.containerId), { exitCode: 9, signal: null, recovered: true });
+    const stale = await cz2.wait('stale');
+    assert.is(stale.reason, 'REASON_EXECUTOR_TERMINATED', 'a pid with another start time is not adopted');
+    assert.ok(pidAlive(recLive.pid), 'the live one was left running');
+    const usage = await cz2.usage(live.containerId);
+    assert.ok((usage.processes ?? 0) >= 1, 'usage works on an adopted container');
+    writeFileSync(join(live.sandbox, 'go'), '');
+    assert.equal(await cz2.wait(live.containerId), { exitCode: 5, signal: null, recovered: true });
+  } finally {
+    await cz2.close();
+  }
+}));
+
+test('memory limit sampling destroys an over-limit container with the memory reason', () => withDir(async (dir, cz) => {
+  const hog = spec(dir, "awk 'BEGIN { s = \"x\"; while (length(s) < 100000000) s = s s; system(\"sleep 300\") }'", 16);
+  const rec = await cz.launch(hog);
+  const exit = await cz.wait(hog.containerId);
+  assert.is(exit.reason, 'REASON_CONTAINER_LIMITATION_MEMORY');
+  assert.match(exit.message!, /^Memory limit 16 MiB exceeded: usage \d+\.\d MiB$/);
+  await waitFor(() => !sessionAlive(rec.pid), 'container gone');
+}));
+
+test.run();
