@@ -83,6 +83,8 @@ const TASK_VALIDATORS: TaskValidator[] = [
     }
     return undefined;
   },
+  (t) => (t.health_check ? 'health_check: health checks are not supported yet' : undefined),
+  (t) => (t.max_completion_time && !(t.max_completion_time.nanoseconds > 0) ? 'max_completion_time must be positive' : undefined),
   (t) => (t.container && t.container.type !== 'MESOS' ? `container.type ${t.container.type} is not supported (only MESOS)` : undefined),
   (t) => resourcesError('resources', t.resources),
   (t, c) => {

@@ -10,17 +10,8 @@ import { cluster, settle, task, type TestAgent, type TestFramework } from './har
 import { Resources } from '../../proto/resources.js';
 import { isTerminal } from '../../proto/types.js';
 import type { Master } from '../../master/master.js';
+import { Rng } from '../../master/allocator/rng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkInvariants(master: Master, step: string): void {
   for (const agent of master.agents.values()) {
@@ -43,7 +34,8 @@ function checkInvariants(master: Master, step: string): void {
 
 for (const seed of [1, 2, 3, 42, 1234]) {
   test(`seed ${seed}: on every agent used + offered + available = total after every step, and no resource is in two offers`, async () => {
-    const rand = mulberry32(seed);
+    const rng = new Rng(seed);
+    const rand = (): number => rng.next();
     const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(rand() * xs.length)];
     const c = await cluster({ offerTimeoutMs: 7_000, agentPingIntervalMs: 1000, maxMissedPings: 2 });
     try {

@@ -10,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeEvent, encodeCall } from '../../../proto/codec.js';
 import { RecordIODecoder } from '../../../proto/recordio.js';
+import { Rng } from '../../../master/allocator/rng.js';
 import type { Event } from '../../../proto/types.js';
 import { startCluster, type TestCluster } from '../../helpers/fake-agent.js';
 
@@ -57,16 +58,10 @@ function rawSubscribe(port: number, contentType: string, body: Buffer, minChunks
   });
 }
 
-/** A small seeded generator (mulberry32) so the random chunking is reproducible. */
+/** A seeded generator so the random chunking is reproducible. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 function decodeAll(bytes: Buffer, sizes: () => number): Buffer[] {
