@@ -18,8 +18,8 @@
  *    the link and redials with backoff and jitter, then reregisters.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { backoffDelay, RealClock, type Clock, type TimerHandle } from '../proto/clock.js';
@@ -222,6 +222,7 @@ export class Agent {
     this.conn = undefined;
     await this.http?.close();
     await this.containerizerImpl?.close();
+    await this.checkpoint.close();
     this.log.info({ from: prev }, 'Agent stopped');
   }
 
@@ -261,7 +262,7 @@ export class Agent {
       if (!this.sum.has(rt.frameworkId, rt.taskId) && latest && isTerminal(latest.status.state)) {
         // Terminal and acknowledged: the agent died while forgetting it.
         this.completed.set(key(rt.frameworkId, rt.taskId), { state: latest.status.state, at: this.clock.now() });
-        await this.checkpoint.removeTask(rt.frameworkId, rt.taskId);
+        await this.checkpoint.removeTask(rt.frameworkId, rt.taskId, rt.task.run_dir);
         continue;
       }
       this.tasks.set(key(entry.frameworkId, entry.task.task_id.value), entry);
@@ -479,7 +480,7 @@ export class Agent {
     const entry: TaskEntry = {
       frameworkId: fid, task, executorId: tid, containerId,
       sandbox: sandboxPath(this.opts.workDir, fid, tid, containerId),
-      runDir: this.checkpoint.runDir(fid, tid), phase: 'launching', state: 'TASK_STAGING',
+      runDir: this.checkpoint.runDir(containerId), phase: 'launching', state: 'TASK_STAGING',
     };
     this.tasks.set(k, entry);
     const invalid = validateTask(framework, task);
@@ -488,22 +489,26 @@ export class Agent {
       await this.terminal(entry, 'TASK_ERROR', 'SOURCE_AGENT', 'REASON_TASK_INVALID', invalid);
       return;
     }
+    await this.agentIdDurable;
+    const fwChanged = JSON.stringify(this.frameworks.get(fid)) !== JSON.stringify(framework);
+    this.frameworks.set(fid, framework);
+    // One batch of the checkpoint log carries the framework, the task and its STARTING (and those
+    // of every other task launched meanwhile). The sandbox and run dir are created meanwhile on
+    // the thread pool; the run dir after its task's record was appended (see checkpoint.ts).
+    const prepared = Promise.all([
+      fwChanged ? this.checkpoint.writeFramework(framework) : undefined,
+      this.checkpoint.writeTask({ framework_id: fid, executor_id: tid, container_id: containerId, sandbox: entry.sandbox, run_dir: entry.runDir, task }),
+      this.prepareSandbox(entry),
+      this.checkpoint.createRunDir(containerId),
+    ]);
+    const starting = this.updateFor(entry, 'TASK_STARTING');
     try {
-      await this.agentIdDurable;
-      const fwChanged = JSON.stringify(this.frameworks.get(fid)) !== JSON.stringify(framework);
-      this.frameworks.set(fid, framework);
-      this.prepareSandbox(entry);
-      await Promise.all([
-        fwChanged ? this.checkpoint.writeFramework(framework) : undefined,
-        this.checkpoint.writeTask({ framework_id: fid, executor_id: tid, container_id: containerId, sandbox: entry.sandbox, run_dir: entry.runDir, task }),
-      ]);
-      // After writeTask: the task dir must be created (and its entry fsynced) by the checkpoint.
-      mkdirSync(entry.runDir, { recursive: true });
+      await prepared;
     } catch (e) {
+      await starting;
       await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_CONTAINER_LAUNCH_FAILED', `Cannot prepare the sandbox or checkpoint: ${(e as Error).message}`);
       return;
     }
-    const starting = this.updateFor(entry, 'TASK_STARTING');
     if (entry.killRequested) {
       await starting;
       await this.terminal(entry, 'TASK_KILLED', 'SOURCE_AGENT', 'REASON_TASK_KILLED_DURING_LAUNCH', 'Task killed before it was launched');
@@ -541,10 +546,10 @@ export class Agent {
     await Promise.all([recorded, starting, running]);
   }
 
-  /** Creates the sandbox with empty stdout/stderr. Synchronous: a few µs of metadata calls. */
-  private prepareSandbox(entry: TaskEntry): void {
-    mkdirSync(entry.sandbox, { recursive: true });
-    for (const f of ['stdout', 'stderr']) closeSync(openSync(`${entry.sandbox}/${f}`, 'a'));
+  /** Creates the sandbox with empty stdout/stderr, on the thread pool (never blocking the event loop). */
+  private async prepareSandbox(entry: TaskEntry): Promise<void> {
+    await mkdir(entry.sandbox, { recursive: true });
+    await Promise.all(['stdout', 'stderr'].map((f) => writeFile(`${entry.sandbox}/${f}`, '', { flag: 'a' })));
   }
 
   /** Handles a Kill. Public for the same reason as `launch`. */
@@ -669,7 +674,7 @@ export class Agent {
     this.completed.set(k, { state: last.status.state, at: this.clock.now() });
     const cz = this.containerizerImpl as (Containerizer & { forget?: (id: string) => void }) | undefined;
     if (entry) cz?.forget?.(entry.containerId);
-    this.checkpoint.removeTask(fid, tid).catch((e: unknown) => this.log.warn({ task: tid, err: (e as Error).message }, 'Cannot remove task checkpoint'));
+    this.checkpoint.removeTask(fid, tid, entry?.runDir).catch((e: unknown) => this.log.warn({ task: tid, err: (e as Error).message }, 'Cannot remove task checkpoint'));
   }
 
   // ---- usage and views -------------------------------------------------------

@@ -1,37 +1,50 @@
 /**
  * The agent's durable state, under `<work_dir>/meta/`:
  *
- *   meta/agent.json                                  agent id, boot id of the writer
- *   meta/frameworks/<fid>/framework.json             FrameworkInfo
- *   meta/frameworks/<fid>/tasks/<tid>/task.json      TaskInfo + container id, sandbox, run dir
- *   meta/frameworks/<fid>/tasks/<tid>/container.json ContainerRecord (pid, start time…; a cache)
- *   meta/frameworks/<fid>/tasks/<tid>/updates        the task's status-update stream (JSON lines)
- *   meta/frameworks/<fid>/tasks/<tid>/run/           the container's run dir (supervisor's exit record)
+ *   meta/agent.json        agent id, boot id of the writer (replaced atomically; rarely written)
+ *   meta/log               one append-only log for everything else, one JSON record per line:
+ *                            {"t":"fw","fw":FrameworkInfo}
+ *                            {"t":"task","task":TaskCheckpoint}             TaskInfo + container id, sandbox, run dir
+ *                            {"t":"ctr","f":fid,"k":tid,"r":ContainerRecord} supervisor identity (a cache)
+ *                            {"t":"upd","u":StatusUpdateMessage}           a status update, before it is sent
+ *                            {"t":"ack","f":fid,"k":tid,"uuid":…}          its acknowledgement
+ *                            {"t":"forget","f":fid,"k":tid}                the task's stream closed; drop it
+ *   meta/runs/<container>/ each container's run dir (its supervisor's exit record)
+ *
+ * Why one log: per-task files cost ~6 metadata operations and 3 fsyncs per task (mkdir + parent
+ * fsync, tmp/rename + dir fsync, per-stream opens), which made the agent's event loop the launch
+ * bottleneck. With one log, records of all tasks appended while a write is in flight go out in
+ * the next write with one fsync (group commit, as master/registry/file.ts), off the event loop.
  *
  * Invariants:
- *  - JSON files are replaced atomically (write tmp, fsync, rename, fsync dir),
- *    so a crash leaves the old or the new file, never a mix; a file that does
- *    not parse is therefore corruption, and strict recovery stops with an error
- *    naming it.
- *  - The update stream is append-only: `{"type":"update",…}` lines, fsynced
- *    before the update is sent, and `{"type":"ack","uuid":…}` lines. A trailing
- *    line without its newline is a write torn by a crash (power loss): its
- *    fsync never returned, so the update was never sent, and recovery drops it
- *    (as Mesos does) in both modes. A complete line that does not parse is
- *    corruption.
- *  - task.json is durable before the container is launched, and a recovering
- *    agent never launches: a task is never launched twice. container.json is
- *    only a cache of the supervisor's identity (recovery finds the supervisor
- *    by its run dir without it), so it is not fsynced.
+ *  - A record is durable when its `append` resolves with `sync` (its batch was written and
+ *    fsynced). Callers rely on it: a task's record before its container is launched (a task is
+ *    never launched twice), an update before it is sent (no update is lost).
+ *  - Records reach the file in `append` call order, so a stream's order is its production order
+ *    and a record never precedes one appended before it.
+ *  - A trailing line without its newline is a write torn by a crash: its fsync never returned, so
+ *    nothing it held was acted on, and recovery drops it (in both modes). A complete line that
+ *    does not parse is corruption: strict recovery stops with an error naming the file and line.
+ *  - A run dir is created only for a task whose record was appended first, and its supervisor
+ *    starts only after that record is durable. So a run dir that holds an exit record or names a
+ *    live supervisor, yet has no task record, proves the log lost durable records (truncated or
+ *    replaced): strict recovery refuses to start. An empty run dir without a supervisor is a launch
+ *    that never happened (removed).
+ *  - Compaction rewrites the log from the in-memory mirror of live records (frameworks, and every
+ *    record of each task not yet forgotten, in order) to `log.tmp`, fsyncs it, renames it over
+ *    `log` and fsyncs the directory. It runs inside the writer between batches, so no append
+ *    interleaves; a crash leaves the old or the new log, each complete.
  */
-import { closeSync, fsync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { readFile, readdir, rm, truncate } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { close, fsync, open, write } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import { BerthError } from '../proto/errors.js';
 import { logger, type Logger } from '../proto/log.js';
 import type { FrameworkInfo, StatusUpdateMessage, TaskInfo } from '../proto/types.js';
 import type { ContainerRecord } from './containerizer/types.js';
 import { idError } from './ids.js';
+import { readCmdline, scanProc } from './proc.js';
 
 export interface AgentCheckpoint {
   agent_id: string;
@@ -78,102 +91,325 @@ export class CheckpointError extends BerthError {
   }
 }
 
+type LogRecord =
+  | { t: 'fw'; fw: FrameworkInfo }
+  | { t: 'task'; task: TaskCheckpoint }
+  | { t: 'ctr'; f: string; k: string; r: ContainerRecord }
+  | { t: 'upd'; u: StatusUpdateMessage }
+  | { t: 'ack'; f: string; k: string; uuid: string }
+  | { t: 'forget'; f: string; k: string };
+
+/** Live records of one task, as serialized lines (the compaction source). */
+interface Mirror { lines: string[] }
+
+interface Pending { bytes: string; sync: boolean; resolve: () => void; reject: (e: Error) => void }
+
+export interface CheckpointOptions {
+  strict?: boolean;
+  log?: Logger;
+  /** Compact once the log exceeds this size and 4× its live content (default 4 MiB). */
+  compactBytes?: number;
+}
+
+const key = (fid: string, tid: string): string => `${fid}\u0000${tid}`;
+
 export class Checkpoint {
   readonly metaDir: string;
+  readonly logFile: string;
+  readonly runsDir: string;
   private readonly log: Logger;
   private readonly strict: boolean;
-  /** Directories known to exist durably (created and their parent fsynced). */
-  private readonly dirs = new Set<string>();
+  private readonly compactBytes: number;
+  private fd = -1;
+  private opening: Promise<void> | undefined;
+  private queue: Pending[] = [];
+  private writing = false;
+  /** Bytes in the log file (written), and of live records in the mirror. */
+  private fileBytes = 0;
+  private liveBytes = 0;
+  private readonly frameworkLines = new Map<string, string>();
+  private readonly mirror = new Map<string, Mirror>();
+  /** Counters for tests and /state. */
+  readonly stats = { batches: 0, fsyncs: 0, records: 0, compactions: 0 };
 
-  constructor(readonly workDir: string, opts: { strict?: boolean; log?: Logger } = {}) {
+  constructor(readonly workDir: string, opts: CheckpointOptions = {}) {
     this.metaDir = join(workDir, 'meta');
+    this.logFile = join(this.metaDir, 'log');
+    this.runsDir = join(this.metaDir, 'runs');
     this.strict = opts.strict ?? true;
     this.log = opts.log ?? logger('checkpoint');
+    this.compactBytes = opts.compactBytes ?? 4 * 1024 * 1024;
   }
 
-  frameworkDir(fid: string): string { return join(this.metaDir, 'frameworks', fid); }
-  taskDir(fid: string, tid: string): string { return join(this.frameworkDir(fid), 'tasks', tid); }
-  runDir(fid: string, tid: string): string { return join(this.taskDir(fid, tid), 'run'); }
+  /** A container's run dir (created by `createRunDir`). */
+  runDir(containerId: string): string { return join(this.runsDir, containerId); }
+
+  async createRunDir(containerId: string): Promise<void> {
+    await mkdir(this.runDir(containerId));
+  }
 
   async writeAgent(cp: AgentCheckpoint): Promise<void> {
-    await this.ensureDir(this.metaDir);
-    await this.writeJson(join(this.metaDir, 'agent.json'), cp);
+    await this.ensureOpen();
+    const file = join(this.metaDir, 'agent.json');
+    const tmp = `${file}.tmp`;
+    await writeFile(tmp, JSON.stringify(cp));
+    await fsyncPath(tmp);
+    await rename(tmp, file);
+    await fsyncPath(this.metaDir);
   }
 
-  async writeFramework(info: FrameworkInfo): Promise<void> {
+  writeFramework(info: FrameworkInfo): Promise<void> {
+    const line = JSON.stringify({ t: 'fw', fw: info } satisfies LogRecord);
     const fid = info.id?.value ?? '';
-    const dir = this.frameworkDir(fid);
-    await this.ensureDir(dir);
-    await this.writeJson(join(dir, 'framework.json'), info);
+    this.liveBytes += line.length - (this.frameworkLines.get(fid)?.length ?? 0);
+    this.frameworkLines.set(fid, line);
+    return this.append([line], true);
   }
 
-  async writeTask(cp: TaskCheckpoint): Promise<void> {
-    const dir = this.taskDir(cp.framework_id, cp.task.task_id.value);
-    await this.ensureDir(dir);
-    await this.writeJson(join(dir, 'task.json'), cp);
+  /** Durable when resolved: only then may the task's container be launched. */
+  writeTask(cp: TaskCheckpoint): Promise<void> {
+    const line = JSON.stringify({ t: 'task', task: cp } satisfies LogRecord);
+    const k = key(cp.framework_id, cp.task.task_id.value);
+    const old = this.mirror.get(k);
+    if (old) this.liveBytes -= sum(old.lines);
+    this.mirror.set(k, { lines: [line] });
+    this.liveBytes += line.length;
+    return this.append([line], true);
   }
 
   /**
    * The container record is a cache, not a source of truth: a supervisor names its run dir in its
-   * argv, so recovery finds it without this file (see Agent.recoverInterruptedLaunch). It is
-   * therefore written without fsync (atomic rename only), and an unreadable one is ignored.
+   * argv, so recovery finds it without this record (see Agent.recoverInterruptedLaunch). It is
+   * therefore not fsynced on its own (it becomes durable with the next synced batch).
    */
-  async writeContainer(fid: string, tid: string, record: ContainerRecord): Promise<void> {
-    const dir = this.taskDir(fid, tid);
-    await this.ensureDir(dir);
-    await this.writeJson(join(dir, 'container.json'), record, false);
+  writeContainer(fid: string, tid: string, record: ContainerRecord): Promise<void> {
+    return this.appendFor(fid, tid, [JSON.stringify({ t: 'ctr', f: fid, k: tid, r: record } satisfies LogRecord)], false);
   }
 
-  /** Appends stream records; `sync` = fsync before returning (required before an update is sent). */
-  async appendUpdates(fid: string, tid: string, records: UpdateRecord[], sync: boolean): Promise<void> {
-    const dir = this.taskDir(fid, tid);
-    await this.ensureDir(dir);
-    const fd = openSync(join(dir, 'updates'), 'a');
-    try {
-      writeSync(fd, records.map((r) => JSON.stringify(r) + '\n').join(''));
-      if (sync) await fsyncFd(fd);
-    } finally {
-      closeSync(fd);
-    }
+  /** Appends stream records; `sync` = durable before resolving (required before an update is sent). */
+  appendUpdates(fid: string, tid: string, records: UpdateRecord[], sync: boolean): Promise<void> {
+    const lines = records.map((r) => JSON.stringify(r.type === 'update'
+      ? { t: 'upd', u: r.update } satisfies LogRecord
+      : { t: 'ack', f: fid, k: tid, uuid: r.uuid } satisfies LogRecord));
+    return this.appendFor(fid, tid, lines, sync);
   }
 
-  /** Forgets a task entirely (its stream is closed and its container gone). */
-  async removeTask(fid: string, tid: string): Promise<void> {
-    const dir = this.taskDir(fid, tid);
-    this.dirs.delete(dir);
-    this.dirs.delete(join(dir, 'run'));
-    await rm(dir, { recursive: true, force: true });
+  /**
+   * Forgets a task entirely (its stream is closed and its container gone). The run dir goes first:
+   * a forget record durable while the run dir (with its exit record) remained would look like a
+   * lost task record to the next recovery.
+   */
+  async removeTask(fid: string, tid: string, runDir?: string): Promise<void> {
+    if (runDir) await rm(runDir, { recursive: true, force: true });
+    const k = key(fid, tid);
+    const m = this.mirror.get(k);
+    if (m) this.liveBytes -= sum(m.lines);
+    this.mirror.delete(k);
+    await this.append([JSON.stringify({ t: 'forget', f: fid, k: tid } satisfies LogRecord)], false);
+  }
+
+  /** Resolves once everything appended so far is written (and fsynced where asked). */
+  async drain(): Promise<void> {
+    while (this.writing || this.queue.length > 0) await new Promise((r) => setImmediate(r));
+  }
+
+  /** Closes the log file (after draining). The Checkpoint can be reopened by any later call. */
+  async close(): Promise<void> {
+    await this.drain();
+    if (this.fd >= 0) { closeSync(this.fd); this.fd = -1; this.opening = undefined; }
   }
 
   async recover(): Promise<RecoveredState> {
     const state: RecoveredState = { frameworks: new Map(), tasks: [], skipped: [] };
     const agentFile = join(this.metaDir, 'agent.json');
-    const agent = await this.readJson<AgentCheckpoint>(agentFile, state, (v) => typeof v.agent_id === 'string' && typeof v.boot_id === 'string');
+    const agent = await this.readAgent(agentFile, state);
     if (agent) state.agent = agent;
-    for (const fid of await listDir(join(this.metaDir, 'frameworks'))) {
-      if (idError('framework id', fid)) { this.bad(state, join(this.metaDir, 'frameworks', fid), 'not a valid framework id'); continue; }
-      const fdir = this.frameworkDir(fid);
-      const info = await this.readJson<FrameworkInfo>(join(fdir, 'framework.json'), state, (v) => v.id?.value === fid);
-      if (info) state.frameworks.set(fid, info);
-      for (const tid of await listDir(join(fdir, 'tasks'))) {
-        const tdir = this.taskDir(fid, tid);
-        if (idError('task id', tid)) { this.bad(state, tdir, 'not a valid task id'); continue; }
-        const task = await this.readJson<TaskCheckpoint>(join(tdir, 'task.json'), state,
-          (v) => v.framework_id === fid && v.task?.task_id?.value === tid && typeof v.container_id === 'string' && typeof v.run_dir === 'string' && typeof v.sandbox === 'string');
-        // A cache (see writeContainer): unreadable → absent, even in strict mode.
-        const container = await this.readJson<ContainerRecord>(join(tdir, 'container.json'), state,
-          (v) => typeof v.pid === 'number' && typeof v.startTime === 'number' && typeof v.bootId === 'string' && typeof v.containerId === 'string', true);
-        const updates = await this.readStream(join(tdir, 'updates'), state);
-        const rt: RecoveredTask = { frameworkId: fid, taskId: tid, updates };
-        if (task) rt.task = task;
-        if (container) rt.container = container;
-        if (task || container || updates.length > 0) state.tasks.push(rt);
+    const byKey = new Map<string, RecoveredTask & { lines: string[] }>();
+    const entry = (fid: string, tid: string): RecoveredTask & { lines: string[] } => {
+      const k = key(fid, tid);
+      let e = byKey.get(k);
+      if (!e) { e = { frameworkId: fid, taskId: tid, updates: [], lines: [] }; byKey.set(k, e); }
+      return e;
+    };
+    let text = '';
+    try {
+      text = await readFile(this.logFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.bad(state, this.logFile, (e as Error).message);
+    }
+    const lines = text.split('\n');
+    const tail = lines.pop()!;
+    if (tail !== '') {
+      // Torn final write (see invariants): drop it and cut the file back so appends stay line-aligned.
+      this.log.warn({ file: this.logFile, bytes: Buffer.byteLength(tail) }, 'Dropping a torn trailing checkpoint record');
+      await truncate(this.logFile, Buffer.byteLength(text) - Buffer.byteLength(tail));
+    }
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      const where = `line ${i + 1}`;
+      let r: LogRecord;
+      try {
+        r = JSON.parse(line) as LogRecord;
+      } catch {
+        this.bad(state, this.logFile, `${where} is not valid JSON`);
+        continue;
+      }
+      const problem = checkRecord(r);
+      if (problem) { this.bad(state, this.logFile, `${where}: ${problem}`); continue; }
+      switch (r.t) {
+        case 'fw': state.frameworks.set(r.fw.id!.value, r.fw); this.frameworkLines.set(r.fw.id!.value, line); break;
+        case 'task': {
+          const e = entry(r.task.framework_id, r.task.task.task_id.value);
+          // A task id reused after its predecessor was forgotten starts a fresh entry.
+          e.task = r.task; delete e.container; e.updates = []; e.lines = [line];
+          break;
+        }
+        case 'ctr': { const e = entry(r.f, r.k); e.container = r.r; e.lines.push(line); break; }
+        case 'upd': { const e = entry(r.u.framework_id.value, r.u.status.task_id.value); e.updates.push({ type: 'update', update: r.u }); e.lines.push(line); break; }
+        case 'ack': { const e = entry(r.f, r.k); e.updates.push({ type: 'ack', uuid: r.uuid }); e.lines.push(line); break; }
+        case 'forget': byKey.delete(key(r.f, r.k)); break;
+        default: assertNever(r);
       }
     }
+    for (const [k, e] of byKey) {
+      const { lines: ls, ...rt } = e;
+      state.tasks.push(rt);
+      this.mirror.set(k, { lines: ls });
+      this.liveBytes += sum(ls);
+    }
+    for (const l of this.frameworkLines.values()) this.liveBytes += l.length;
+    this.fileBytes = Buffer.byteLength(text) - Buffer.byteLength(tail);
+    await this.checkRunDirs(state);
+    await this.ensureOpen();
     return state;
   }
 
   // ---- internals -------------------------------------------------------------
+
+  private appendFor(fid: string, tid: string, lines: string[], sync: boolean): Promise<void> {
+    const k = key(fid, tid);
+    let m = this.mirror.get(k);
+    if (!m) { m = { lines: [] }; this.mirror.set(k, m); }
+    m.lines.push(...lines);
+    this.liveBytes += sum(lines);
+    return this.append(lines, sync);
+  }
+
+  /** Queues lines for the writer; the promise settles when their batch is written (and fsynced if `sync`). */
+  private append(lines: string[], sync: boolean): Promise<void> {
+    this.stats.records += lines.length;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ bytes: lines.join('\n') + '\n', sync, resolve, reject });
+      if (!this.writing) {
+        this.writing = true;
+        // Let the current burst (this tick's launches and updates) join the batch.
+        setImmediate(() => void this.writeLoop());
+      }
+    });
+  }
+
+  /** The writer: one batch at a time; whatever queues meanwhile forms the next batch. */
+  private async writeLoop(): Promise<void> {
+    try {
+      await this.ensureOpen();
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          if (this.fileBytes > this.compactBytes && this.fileBytes > 4 * this.liveBytes) {
+            // The mirror already holds this batch's records: the rewrite includes them.
+            await this.compact();
+          } else {
+            const data = batch.map((p) => p.bytes).join('');
+            await writeAll(this.fd, data);
+            this.fileBytes += Buffer.byteLength(data);
+            if (batch.some((p) => p.sync)) { await fsyncFd(this.fd); this.stats.fsyncs++; }
+          }
+          this.stats.batches++;
+          for (const p of batch) p.resolve();
+        } catch (e) {
+          this.log.error({ err: (e as Error).message, records: batch.length }, 'Cannot write the checkpoint log');
+          for (const p of batch) p.reject(e as Error);
+        }
+      }
+    } catch (e) {
+      for (const p of this.queue.splice(0)) p.reject(e as Error);
+    } finally {
+      this.writing = false;
+      if (this.queue.length > 0) { this.writing = true; setImmediate(() => void this.writeLoop()); }
+    }
+  }
+
+  private async compact(): Promise<void> {
+    const parts: string[] = [...this.frameworkLines.values()];
+    for (const m of this.mirror.values()) parts.push(...m.lines);
+    const data = parts.length > 0 ? parts.join('\n') + '\n' : '';
+    const tmp = `${this.logFile}.tmp`;
+    await writeFile(tmp, data);
+    await fsyncPath(tmp);
+    await rename(tmp, this.logFile);
+    await fsyncPath(this.metaDir);
+    const old = this.fd;
+    this.fd = await openFd(this.logFile);
+    await closeFd(old);
+    const before = this.fileBytes;
+    this.fileBytes = Buffer.byteLength(data);
+    this.liveBytes = data.length;
+    this.stats.compactions++;
+    this.stats.fsyncs += 2;
+    this.log.info({ beforeBytes: before, afterBytes: this.fileBytes, tasks: this.mirror.size }, 'Compacted the checkpoint log');
+  }
+
+  /** Creates meta/ and meta/runs/ (durably, once) and opens the log for appending. */
+  private ensureOpen(): Promise<void> {
+    this.opening ??= (async () => {
+      const made = await mkdir(this.runsDir, { recursive: true });
+      if (made !== undefined) {
+        // Fsync the parents of what was created so the directories survive a crash.
+        await fsyncPath(this.metaDir);
+        await fsyncPath(this.workDir);
+      }
+      this.fd = await openFd(this.logFile);
+    })();
+    return this.opening;
+  }
+
+  /** See the run-dir invariant: evidence of a lost record is an error (strict), else cleaned up. */
+  private async checkRunDirs(state: RecoveredState): Promise<void> {
+    let names: string[];
+    try { names = await readdir(this.runsDir); } catch { return; }
+    const known = new Set<string>();
+    for (const t of state.tasks) {
+      if (t.task) known.add(t.task.container_id);
+      if (t.container) known.add(t.container.containerId);
+    }
+    const unknown = names.filter((n) => !known.has(n));
+    if (unknown.length === 0) return;
+    const snap = scanProc();
+    const holders = new Map<string, number[]>();
+    for (const st of snap.byPid.values()) {
+      if (st.sid !== st.pid || st.state === 'Z') continue;
+      const argv = readCmdline(st.pid);
+      for (const n of unknown) if (argv.includes(this.runDir(n))) holders.set(n, [...(holders.get(n) ?? []), st.pid]);
+    }
+    for (const n of unknown) {
+      const dir = this.runDir(n);
+      const pids = holders.get(n) ?? [];
+      const files = await readdir(dir).catch(() => [] as string[]);
+      if (pids.length === 0 && files.length === 0) {
+        // A launch that never happened (the agent died before its record was durable).
+        await rm(dir, { recursive: true, force: true });
+        continue;
+      }
+      const detail = `container ${n} has a run dir (${pids.length > 0 ? `supervisor pid ${pids.join(',')}` : files.join(',')}) but no task record: records were lost (truncated or replaced log)`;
+      this.bad(state, this.logFile, detail);
+      // Non-strict: nothing can manage this container; it must not keep running unseen.
+      for (const pid of pids) {
+        for (const p of snap.bySid.get(pid) ?? []) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
 
   private bad(state: RecoveredState, file: string, detail: string): void {
     if (this.strict) throw new CheckpointError(file, detail);
@@ -181,112 +417,90 @@ export class Checkpoint {
     this.log.warn({ file, detail }, 'Skipping unreadable checkpoint (non-strict recovery)');
   }
 
-  private async readJson<T>(file: string, state: RecoveredState, valid: (v: T) => boolean, optional = false): Promise<T | undefined> {
-    const bad = (detail: string): void => {
-      if (optional) this.log.warn({ file, detail }, 'Ignoring unreadable cache file');
-      else this.bad(state, file, detail);
-    };
+  private async readAgent(file: string, state: RecoveredState): Promise<AgentCheckpoint | undefined> {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      bad((e as Error).message);
+      this.bad(state, file, (e as Error).message);
       return undefined;
     }
-    let v: T;
+    let v: AgentCheckpoint;
     try {
-      v = JSON.parse(text) as T;
+      v = JSON.parse(text) as AgentCheckpoint;
     } catch (e) {
-      bad(text.length === 0 ? 'file is empty (truncated)' : `not valid JSON (${(e as Error).message}; truncated?)`);
+      this.bad(state, file, text.length === 0 ? 'file is empty (truncated)' : `not valid JSON (${(e as Error).message}; truncated?)`);
       return undefined;
     }
-    if (typeof v !== 'object' || v === null || !valid(v)) {
-      bad('missing or mismatched fields');
+    if (typeof v !== 'object' || v === null || typeof v.agent_id !== 'string' || typeof v.boot_id !== 'string') {
+      this.bad(state, file, 'missing or mismatched fields');
       return undefined;
     }
     return v;
   }
+}
 
-  private async readStream(file: string, state: RecoveredState): Promise<UpdateRecord[]> {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      this.bad(state, file, (e as Error).message);
-      return [];
+/** Why a parsed record cannot be used (undefined when it can). */
+function checkRecord(r: LogRecord): string | undefined {
+  if (typeof r !== 'object' || r === null) return 'not a record';
+  const ids = (fid: unknown, tid: unknown): string | undefined =>
+    typeof fid !== 'string' || typeof tid !== 'string' ? 'missing ids' : idError('framework id', fid) ?? idError('task id', tid);
+  switch (r.t) {
+    case 'fw': return typeof r.fw?.id?.value === 'string' ? idError('framework id', r.fw.id.value) : 'framework without id';
+    case 'task': {
+      const t = r.task;
+      if (typeof t?.container_id !== 'string' || typeof t.run_dir !== 'string' || typeof t.sandbox !== 'string') return 'task record with missing fields';
+      return ids(t.framework_id, t.task?.task_id?.value);
     }
-    const out: UpdateRecord[] = [];
-    const lines = text.split('\n');
-    const tail = lines.pop()!;
-    if (tail !== '') {
-      // Torn final write (see invariants): drop it and cut the file back so appends stay line-aligned.
-      this.log.warn({ file, bytes: tail.length }, 'Dropping a torn trailing update record');
-      await truncate(file, Buffer.byteLength(text) - Buffer.byteLength(tail));
+    case 'ctr': {
+      const c = r.r;
+      if (typeof c?.pid !== 'number' || typeof c.startTime !== 'number' || typeof c.bootId !== 'string' || typeof c.containerId !== 'string') return 'container record with missing fields';
+      return ids(r.f, r.k);
     }
-    for (let i = 0; i < lines.length; i++) {
-      let r: UpdateRecord;
-      try {
-        r = JSON.parse(lines[i]!) as UpdateRecord;
-      } catch {
-        this.bad(state, file, `line ${i + 1} is not valid JSON`);
-        break;
-      }
-      const ok = (r.type === 'update' && typeof r.update?.status?.uuid === 'string') || (r.type === 'ack' && typeof r.uuid === 'string');
-      if (!ok) { this.bad(state, file, `line ${i + 1} is not an update or ack record`); break; }
-      out.push(r);
-    }
-    return out;
-  }
-
-  private async writeJson(file: string, value: unknown, durable = true): Promise<void> {
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, JSON.stringify(value));
-      if (durable) await fsyncFd(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    if (durable) await fsyncDir(dirname(file));
-  }
-
-  /** mkdir -p, then fsync the parent of every directory created so the entries survive a crash. */
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.dirs.has(dir)) return;
-    const first = mkdirSync(dir, { recursive: true });
-    if (first !== undefined) {
-      const parents: string[] = [];
-      for (let d = dir; ; d = dirname(d)) {
-        parents.push(dirname(d));
-        if (d === first || d === dirname(d)) break;
-      }
-      await Promise.all(parents.map(fsyncDir));
-    }
-    this.dirs.add(dir);
+    case 'upd': return typeof r.u?.status?.uuid !== 'string' ? 'update without uuid' : ids(r.u.framework_id?.value, r.u.status.task_id?.value);
+    case 'ack': return typeof r.uuid !== 'string' ? 'ack without uuid' : ids(r.f, r.k);
+    case 'forget': return ids(r.f, r.k);
+    default: return `unknown record type ${String((r as { t?: unknown }).t)}`;
   }
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
-  } catch {
-    return [];
-  }
+function assertNever(x: never): never {
+  throw new BerthError('INVALID', `unexpected record ${String(x)}`);
+}
+
+function sum(lines: string[]): number {
+  let n = 0;
+  for (const l of lines) n += l.length + 1;
+  return n;
 }
 
 /*
- * Small-file I/O uses synchronous open/write/close/rename (microseconds each, cheaper than a
- * promise round trip through the thread pool) and only the fsync — the one call that waits for
- * the disk — goes to the thread pool, so the event loop never blocks on the device.
+ * All log I/O goes through the thread pool (callback fs): the event loop never blocks on the
+ * device, and the write and fsync of a batch overlap with the next batch being formed.
  */
+function openFd(file: string): Promise<number> {
+  return new Promise((resolve, reject) => open(file, 'a', 0o600, (e, fd) => (e ? reject(e) : resolve(fd))));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => close(fd, () => resolve()));
+}
+
 function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = openSync(dir, 'r');
-  try { await fsyncFd(fd); } finally { closeSync(fd); }
+async function writeAll(fd: number, data: string): Promise<void> {
+  let buf = Buffer.from(data);
+  while (buf.length > 0) {
+    const n = await new Promise<number>((resolve, reject) => write(fd, buf, 0, buf.length, null, (e, w) => (e ? reject(e) : resolve(w))));
+    buf = buf.subarray(n);
+  }
+}
+
+/** fsync of a file or directory by path (rare calls: agent.json, compaction, first start). */
+async function fsyncPath(p: string): Promise<void> {
+  const fd = openSync(p, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
 }

@@ -35,6 +35,8 @@ export interface StartAgentOptions {
   hostname?: string;
   /** Default 'auto'. */
   containerizer?: ContainerizerChoice;
+  /** linux: name of Berth's cgroup sub-hierarchy (default 'berth'); tests and benches use a private one. */
+  cgroupRoot?: string;
   /** Default true; false = recover what is readable from a damaged checkpoint. */
   strict?: boolean;
   clock?: Clock;
@@ -50,9 +52,9 @@ export interface StartedAgent {
 }
 
 interface LinuxModule {
-  probeLinux?: () => Promise<{ ok: boolean; reason?: string }> | { ok: boolean; reason?: string };
+  probeLinux?: (cgroupRoot?: string) => Promise<{ ok: boolean; reason?: string }> | { ok: boolean; reason?: string };
   /** Its log option is a plain function (the linux module does not depend on pino). */
-  LinuxContainerizer?: new (opts: { log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void }) => Containerizer;
+  LinuxContainerizer?: new (opts: { cgroupRoot?: string; log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void }) => Containerizer;
 }
 
 async function loadLinux(): Promise<LinuxModule | undefined> {
@@ -66,7 +68,7 @@ async function loadLinux(): Promise<LinuxModule | undefined> {
 }
 
 /** Chooses and builds the containerizer, logging which and why. */
-export async function chooseContainerizer(choice: ContainerizerChoice, workDir: string, log: Logger): Promise<Containerizer> {
+export async function chooseContainerizer(choice: ContainerizerChoice, workDir: string, log: Logger, cgroupRoot?: string): Promise<Containerizer> {
   if (choice === 'posix') {
     log.info({ containerizer: 'posix', why: 'asked for with --containerizer posix' }, 'Containerizer chosen');
     return new PosixContainerizer({ log: log.child({ component: 'posix' }) });
@@ -77,11 +79,11 @@ export async function chooseContainerizer(choice: ContainerizerChoice, workDir: 
     why = 'the linux containerizer is not available in this build';
   } else {
     let probe: { ok: boolean; reason?: string };
-    try { probe = await linux.probeLinux(); } catch (e) { probe = { ok: false, reason: (e as Error).message }; }
+    try { probe = await linux.probeLinux(cgroupRoot); } catch (e) { probe = { ok: false, reason: (e as Error).message }; }
     if (probe.ok) {
       log.info({ containerizer: 'linux', why: choice === 'linux' ? 'asked for with --containerizer linux' : 'auto: namespaces and cgroups usable' }, 'Containerizer chosen');
       const child = log.child({ component: 'linux' });
-      return new linux.LinuxContainerizer({ log: (level, msg, fields) => child[level](fields ?? {}, msg) });
+      return new linux.LinuxContainerizer({ cgroupRoot, log: (level, msg, fields) => child[level](fields ?? {}, msg) });
     }
     why = `linux probe failed: ${probe.reason ?? 'unknown reason'}`;
   }
@@ -99,7 +101,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent>
     if (!opts.master) throw new BerthError('INVALID', 'startAgent: give --master HOST:PORT (or a dialer)');
     dialer = new WsDialer(opts.master);
   }
-  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log);
+  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log, opts.cgroupRoot);
   const agent = new Agent({
     dialer, workDir, containerizer, log,
     resources: opts.resources, attributes: opts.attributes, hostname: opts.hostname,

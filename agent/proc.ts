@@ -122,22 +122,54 @@ export function scanProc(): ProcSnapshot {
   return { takenAt, bySid, byPid };
 }
 
-/** Coalesces scans: concurrent callers share one, and a recent-enough scan is reused. */
+/**
+ * Coalesces scans: concurrent callers share one, and a recent-enough scan is reused. A caller that
+ * can wait (`lazyMs`) joins a scan up to that much later, shared with every other such caller (and
+ * with any immediate scan that happens first): e.g. the sweep after each container exit, which at
+ * hundreds of exits per second would otherwise read all of /proc once per exit.
+ */
 export class ProcTable {
   private last: ProcSnapshot | undefined;
   private pending: Promise<ProcSnapshot> | undefined;
+  private lazy: { promise: Promise<ProcSnapshot>; resolve: (s: ProcSnapshot) => void; timer: NodeJS.Timeout } | undefined;
 
   /** A snapshot taken no earlier than `after` (hrtime ns; default: now, i.e. a fresh one). */
-  snapshot(after: bigint = process.hrtime.bigint()): Promise<ProcSnapshot> {
+  snapshot(after: bigint = process.hrtime.bigint(), lazyMs = 0): Promise<ProcSnapshot> {
     if (this.last && this.last.takenAt >= after) return Promise.resolve(this.last);
+    if (lazyMs > 0 && !this.pending) {
+      // A lazy scan not taken yet starts after `after`, so it qualifies.
+      if (!this.lazy) {
+        let resolve!: (s: ProcSnapshot) => void;
+        const promise = new Promise<ProcSnapshot>((r) => { resolve = r; });
+        const timer = setTimeout(() => { this.lazy = undefined; resolve(this.scan()); }, lazyMs);
+        this.lazy = { promise, resolve, timer };
+      }
+      return this.lazy.promise;
+    }
     // A scan scheduled but not started yet begins after `after`, so it qualifies.
     this.pending ??= new Promise((resolve) => {
       setImmediate(() => {
         this.pending = undefined;
-        this.last = scanProc();
-        resolve(this.last);
+        resolve(this.scan());
       });
     });
     return this.pending;
+  }
+
+  /** ms the last scan took (it grows with the number of processes on the host). */
+  lastScanMs = 0;
+
+  private scan(): ProcSnapshot {
+    const t0 = performance.now();
+    this.last = scanProc();
+    this.lastScanMs = performance.now() - t0;
+    const lazy = this.lazy;
+    if (lazy) {
+      // Lazy waiters asked before this scan started: it serves them too.
+      this.lazy = undefined;
+      clearTimeout(lazy.timer);
+      lazy.resolve(this.last);
+    }
+    return this.last;
   }
 }

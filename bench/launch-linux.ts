@@ -31,6 +31,10 @@ export interface LaunchFigures {
   ratePerSec: number;
   p50: number;
   p99: number;
+  /** Per operation, ms (unsorted). */
+  latenciesMs: number[];
+  /** ms from the first start to the last operation's end. */
+  elapsedMs: number;
 }
 
 const CONCURRENCY = 4;
@@ -52,9 +56,9 @@ async function pool(n: number, one: (i: number, worker: number) => Promise<numbe
       while (next < n) lat.push(await one(next++, w));
     }),
   );
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  return { ratePerSec: n / secs, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+  const elapsedMs = performance.now() - t0;
+  const sorted = [...lat].sort((a, b) => a - b);
+  return { ratePerSec: n / (elapsedMs / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), latenciesMs: lat, elapsedMs };
 }
 
 function run(file: string, args: string[]): Promise<number> {
@@ -82,27 +86,45 @@ async function removeRoot(hier: Hierarchy): Promise<void> {
   for (const d of dirs) await hier.fs.rmdir(d).catch(() => undefined);
 }
 
-/** Baseline: Node + unshare into a fresh, limited cgroup. */
-export async function benchLinuxRaw(n: number): Promise<LaunchFigures> {
+/**
+ * Baseline: Node + unshare into a fresh, limited cgroup. Latency = start → the task is spawned
+ * and has joined its cgroup (the moment it runs contained); the slot is then free, and the exit
+ * and cgroup removal finish in the background (awaited before returning, inside the timing when
+ * `untilExit`, as the standalone linux bench measures).
+ */
+export async function benchLinuxRaw(n: number, concurrency = CONCURRENCY, untilExit = false): Promise<LaunchFigures> {
   const hier = await hierarchyFor(`berth-bench-raw-${process.pid}`);
   const opts = { enableCfs: false, pidsMax: PIDS_MAX };
+  const tails: Promise<void>[] = [];
   try {
-    return await pool(n, async (i) => {
+    const f = await pool(n, async (i) => {
       const t = performance.now();
       const h = hier.handle(`r${i}`);
       await hier.create(h);
       await Promise.all([cpuSubsystem, memorySubsystem, pidsSubsystem].map((s) => s.prepare(h, hier.fs, LIMITS, opts)));
-      await new Promise<void>((resolve, reject) => {
+      let joinedAt = 0;
+      const exited = new Promise<void>((resolve, reject) => {
         const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--uts', '--ipc', '/bin/true'], { stdio: 'ignore' });
         child.once('error', reject);
         child.once('spawn', () => {
-          void Promise.all(hier.procsFiles(h).map((f) => hier.fs.write(f, String(child.pid)))).catch(() => undefined);
+          void Promise.all(hier.procsFiles(h).map((f) => hier.fs.write(f, String(child.pid)))).catch(() => undefined)
+            .then(() => { joinedAt = performance.now(); resolveJoined(); });
         });
         child.once('exit', () => resolve());
       });
-      await hier.remove(h);
-      return performance.now() - t;
-    });
+      let resolveJoined!: () => void;
+      const joined = new Promise<void>((r) => { resolveJoined = r; });
+      const tail = exited.then(() => hier.remove(h));
+      if (untilExit) {
+        await tail;
+        return performance.now() - t;
+      }
+      tails.push(tail.catch(() => undefined));
+      await Promise.race([joined, exited]);
+      return (joinedAt || performance.now()) - t;
+    }, concurrency);
+    await Promise.all(tails);
+    return f;
   } finally {
     await removeRoot(hier);
   }
@@ -124,7 +146,7 @@ async function removeCrunCgroups(root: string): Promise<void> {
 }
 
 /** Peer: crun with the same limits; null when crun or a static busybox is not installed. */
-export async function benchCrun(n: number): Promise<LaunchFigures | null> {
+export async function benchCrun(n: number, concurrency = CONCURRENCY): Promise<LaunchFigures | null> {
   const crun = ['/usr/bin/crun', '/usr/local/bin/crun'].find(existsSync);
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find(existsSync);
   if (!crun || !busybox) return null;
@@ -156,7 +178,7 @@ export async function benchCrun(n: number): Promise<LaunchFigures | null> {
     const hybrid = hier?.label === 'hybrid';
     const cgroup2 = hybrid ? (await import('../agent/containerizer/linux/cgroups/detect.js')).parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8')).v2 : undefined;
     const bundles: string[] = [];
-    for (let w = 0; w < CONCURRENCY; w++) {
+    for (let w = 0; w < concurrency; w++) {
       const b = join(bundle, `b${w}`);
       await mkdir(b);
       await symlink(rootfs, join(b, 'rootfs'));
@@ -173,7 +195,7 @@ export async function benchCrun(n: number): Promise<LaunchFigures | null> {
         : await run(crun, ['run', '-b', b, `${id}-${i}`]);
       if (code !== 0) throw new Error(`crun run exited ${code}`);
       return performance.now() - t;
-    });
+    }, concurrency);
     return figures;
   } finally {
     await removeCrunCgroups(root);
@@ -225,7 +247,7 @@ function merge(parts: LaunchFigures[], n: number): LaunchFigures {
   // Rounds of equal size: total rate from total time; latency percentiles as the median of rounds'.
   const secs = parts.reduce((a, f) => a + n / parts.length / f.ratePerSec, 0);
   const med = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return { ratePerSec: n / secs, p50: med(parts.map((f) => f.p50)), p99: med(parts.map((f) => f.p99)) };
+  return { ratePerSec: n / secs, p50: med(parts.map((f) => f.p50)), p99: med(parts.map((f) => f.p99)), latenciesMs: parts.flatMap((f) => f.latenciesMs), elapsedMs: secs * 1000 };
 }
 
 /**
@@ -242,7 +264,7 @@ export async function runLaunchLinuxBench(n = 500, rounds = 5): Promise<void> {
   const launchP50s: number[] = [];
   let crunOk = true;
   for (let r = 0; r < rounds; r++) {
-    parts.raw.push(await benchLinuxRaw(per));
+    parts.raw.push(await benchLinuxRaw(per, CONCURRENCY, true));
     const b = await benchLinuxContainerizer(per);
     launchP50s.push(b.launchP50);
     parts.berth.push(b);

@@ -396,8 +396,13 @@ export class PosixContainerizer implements Containerizer {
     let sig: NodeJS.Signals = graceMs > 0 ? 'SIGTERM' : 'SIGKILL';
     const signalled = new Set<number>();
     let idleSince: number | undefined;
+    // The sweep after the supervisor ended (graceMs 0, from the agent's exit handling) is not
+    // urgent: it shares one /proc scan with the other exits of the next few milliseconds.
+    const sweep = graceMs <= 0 && c.endedAt !== undefined;
     for (let round = 0; ; round++) {
-      const snap = await this.procs.snapshot();
+      // Window: long enough that scans cost ≤ ~5 % of a core however many processes the host has.
+      const lazyMs = sweep ? Math.min(250, Math.max(SWEEP_COALESCE_MS, 20 * this.procs.lastScanMs)) : 0;
+      const snap = await this.procs.snapshot(undefined, lazyMs);
       const live = this.targets(c, snap);
       if (live.length === 0) {
         // Done only once the supervisor is gone too: a supervisor still alive with no member may
@@ -495,6 +500,9 @@ export class PosixContainerizer implements Containerizer {
     }
   }
 }
+
+/** How long the post-exit sweep may wait to share a /proc scan with other exits. */
+const SWEEP_COALESCE_MS = 20;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

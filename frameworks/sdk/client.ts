@@ -179,6 +179,9 @@ class EventIterator implements AsyncIterableIterator<FrameworkEvent> {
 }
 
 const CALL_REJECTED = 'call rejected: ';
+/** Event types held for a listener rather than dropped (see `parked`). */
+const PARKABLE = new Set<EventName>(['offers', 'update', 'rescind', 'message', 'failure']);
+const MAX_PARKED = 10_000;
 
 export class Framework {
   private state: State = 'CONNECTING';
@@ -191,6 +194,13 @@ export class Framework {
   private readonly callbacks = new Map<EventName, Callback<EventName>[]>();
   private readonly iterators = new Set<EventIterator>();
   private readonly queue: FrameworkEvent[] = [];
+  /**
+   * Events that arrived while nobody listened for their type (typically OFFERS right behind
+   * SUBSCRIBED, before the caller's `await connect()` continuation registered `on('offers')`).
+   * They are held, oldest first and bounded, and delivered to the first listener of their type:
+   * dropping them would leave offers outstanding (unanswerable) and updates unacknowledged.
+   */
+  private readonly parked: FrameworkEvent[] = [];
   private draining = false;
   private watchdog?: TimerHandle;
   private retryTimer?: TimerHandle;
@@ -231,6 +241,7 @@ export class Framework {
     const list = this.callbacks.get(name) ?? [];
     list.push(cb as Callback<EventName>);
     this.callbacks.set(name, list);
+    this.unpark((ev) => ev.type === name);
     return () => {
       const l = this.callbacks.get(name);
       if (l) l.splice(l.indexOf(cb as Callback<EventName>), 1);
@@ -241,7 +252,18 @@ export class Framework {
   events(max = 10_000): AsyncIterableIterator<FrameworkEvent> {
     const it = new EventIterator((x) => this.iterators.delete(x), max);
     if (this.state === 'CLOSED') it.end(); else this.iterators.add(it);
+    for (const ev of this.parked) it.push(ev);
+    this.unpark(() => true);
     return it;
+  }
+
+  /** Moves held events matching `pred` back to the front of the delivery queue, in arrival order. */
+  private unpark(pred: (ev: FrameworkEvent) => boolean): void {
+    const back = this.parked.filter(pred);
+    if (back.length === 0) return;
+    for (let i = this.parked.length - 1; i >= 0; i--) if (pred(this.parked[i]!)) this.parked.splice(i, 1);
+    this.queue.unshift(...back);
+    if (!this.draining) void this.drain();
   }
 
   private emit(ev: FrameworkEvent): void {
@@ -258,6 +280,11 @@ export class Framework {
         // After close/teardown only the closing error is delivered: offers and updates queued
         // behind it could not be acted on (every call would fail).
         if (this.state === 'CLOSED' && ev.type !== 'error') continue;
+        if (PARKABLE.has(ev.type) && !(this.callbacks.get(ev.type)?.length) && this.iterators.size === 0) {
+          if (this.parked.length < MAX_PARKED) this.parked.push(ev);
+          else this.log.warn({ event: ev.type }, 'dropping an event nobody listens for (backlog full)');
+          continue;
+        }
         let ok = true;
         for (const cb of [...(this.callbacks.get(ev.type) ?? [])]) {
           try {

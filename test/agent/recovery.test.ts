@@ -45,6 +45,14 @@ async function wsMaster(): Promise<{ master: FakeMaster; address: string; server
   return { master, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, server, listener };
 }
 
+const logOf = (workDir: string): string => join(workDir, 'meta/log');
+const logText = (workDir: string): string => (existsSync(logOf(workDir)) ? readFileSync(logOf(workDir), 'utf8') : '');
+/** Lines of the checkpoint log, each with its parsed record. */
+const records = (workDir: string): { line: string; r: Record<string, any> }[] =>
+  logText(workDir).split('\n').filter(Boolean).map((line) => ({ line, r: JSON.parse(line) as Record<string, any> }));
+const isCtr = (tid: string) => (x: { r: Record<string, any> }): boolean => x.r['t'] === 'ctr' && x.r['k'] === tid;
+const isTask = (tid: string) => (x: { r: Record<string, any> }): boolean => x.r['t'] === 'task' && x.r['task'].task.task_id.value === tid;
+
 function killed(child: ChildProcess): Promise<void> {
   return new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) r(); else { child.once('exit', () => r()); child.kill('SIGKILL'); } });
 }
@@ -74,8 +82,7 @@ test('SIGKILL of the agent with 20 tasks running: restart keeps the same pids, l
     const victim = before.tasks.find((t) => t.id === 'victim-before')!;
     const sleeper = [...scanProc().byPid.values()].find((p) => p.sid === victim.pid && p.pid !== victim.pid)!;
     process.kill(sleeper.pid, 'SIGKILL');
-    const stream = join(workDir, 'meta/frameworks/fw-1/tasks/victim-before/updates');
-    await waitFor(() => readFileSync(stream, 'utf8').includes('TASK_FAILED'), 'FAILED checkpointed');
+    await waitFor(() => records(workDir).some((x) => x.r['t'] === 'upd' && x.r['u'].status.task_id.value === 'victim-before' && x.r['u'].status.state === 'TASK_FAILED'), 'FAILED checkpointed');
     await waitFor(() => master.updates.length > seen, 'FAILED sent (and dropped by the master)');
     master.updates.length = seen;
 
@@ -136,8 +143,7 @@ test('an update checkpointed but not forwarded when the agent dies is delivered 
     const agentSide = [...h.net.conns][0] as unknown as { peer: { drop?: () => boolean } };
     agentSide.peer.drop = () => true;
     writeFileSync(join(sandbox, 'go'), '');
-    await waitFor(() => existsSync(join(h.workDir, 'meta/frameworks/fw-1/tasks/quick/updates'))
-      && readFileSync(join(h.workDir, 'meta/frameworks/fw-1/tasks/quick/updates'), 'utf8').includes('TASK_FINISHED'), 'FINISHED checkpointed');
+    await waitFor(() => logText(h.workDir).includes('TASK_FINISHED'), 'FINISHED checkpointed');
     await h.agent.stop();
     assert.not.ok(h.master.states('quick').includes('TASK_FINISHED'));
     await h.restart();
@@ -148,7 +154,7 @@ test('an update checkpointed but not forwarded when the agent dies is delivered 
   }
 });
 
-test('a truncated checkpoint stops a strict restart with an error naming the file; --no-strict recovers the rest', async () => {
+test('a truncated or corrupt checkpoint log stops a strict restart with an error naming the file; --no-strict recovers the rest', async () => {
   const h = await startHarness();
   try {
     await waitFor(() => h.agent.state === 'running', 'registered');
@@ -157,15 +163,33 @@ test('a truncated checkpoint stops a strict restart with an error naming the fil
     await waitFor(() => h.master.states('a').includes('TASK_RUNNING') && h.master.states('b').includes('TASK_RUNNING'), 'RUNNING');
     const pidA = h.agent.taskPid('fw-1', 'a')!;
     const pidB = h.agent.taskPid('fw-1', 'b')!;
-    await waitFor(() => ['a', 'b'].every((t) => existsSync(join(h.workDir, `meta/frameworks/fw-1/tasks/${t}/container.json`))), 'container records');
+    await waitFor(() => ['a', 'b'].every((t) => records(h.workDir).some(isCtr(t))), 'container records');
     await h.agent.stop();
-    const file = join(h.workDir, 'meta/frameworks/fw-1/tasks/a/task.json');
-    truncateSync(file, Math.floor(readFileSync(file).length / 2));
+    const file = logOf(h.workDir);
+    const original = readFileSync(file, 'utf8');
+
+    // Truncated (records lost at a line boundary, undetectable from the log alone): the run dirs of
+    // running containers whose task records are gone prove it.
+    const cut = original.indexOf(records(h.workDir).find(isTask('a'))!.line);
+    truncateSync(file, cut);
     let err: Error | undefined;
     try { await h.restart(); } catch (e) { err = e as Error; }
-    assert.ok(err, 'strict restart fails');
+    assert.ok(err, 'strict restart fails on a truncated log');
     assert.is(err!.name, 'CheckpointError');
     assert.ok(err!.message.includes(file), `error names the file: ${err!.message}`);
+    assert.match(err!.message, /no task record/);
+
+    // Corrupt: a complete line that does not parse (task a's record).
+    const lineA = original.split('\n').findIndex((l) => l.includes('"t":"task"') && l.includes('"value":"a"'));
+    const lines = original.split('\n');
+    lines[lineA] = lines[lineA]!.slice(0, Math.floor(lines[lineA]!.length / 2));
+    writeFileSync(file, lines.join('\n'));
+    err = undefined;
+    try { await h.restart(); } catch (e) { err = e as Error; }
+    assert.ok(err, 'strict restart fails on a corrupt line');
+    assert.is(err!.name, 'CheckpointError');
+    assert.ok(err!.message.includes(file) && err!.message.includes(`line ${lineA + 1}`), `error names the file and line: ${err!.message}`);
+
     const a3 = await h.restart({ strict: false });
     assert.is(a3.taskPid('fw-1', 'b'), pidB, 'readable task re-adopted');
     // The unreadable task cannot be managed: its container is destroyed and the framework told.
@@ -183,11 +207,10 @@ test('after a reboot (boot id changed) recorded pids are never re-adopted; tasks
     h.master.launch(commandTask('r', 'sleep 300'));
     await waitFor(() => h.master.states('r').includes('TASK_RUNNING'), 'RUNNING');
     const pid = h.agent.taskPid('fw-1', 'r')!;
-    const cfile = join(h.workDir, 'meta/frameworks/fw-1/tasks/r/container.json');
-    await waitFor(() => existsSync(cfile), 'container record written');
+    await waitFor(() => records(h.workDir).some(isCtr('r')), 'container record written');
     await h.agent.stop();
     // Pretend the records were written in another boot: the pid now "belongs" to someone else.
-    writeFileSync(cfile, JSON.stringify({ ...JSON.parse(readFileSync(cfile, 'utf8')), bootId: 'another-boot' }));
+    writeFileSync(logOf(h.workDir), records(h.workDir).map((x) => (isCtr('r')(x) ? JSON.stringify({ ...x.r, r: { ...x.r['r'], bootId: 'another-boot' } }) : x.line)).join('\n') + '\n');
     const afile = join(h.workDir, 'meta/agent.json');
     writeFileSync(afile, JSON.stringify({ ...JSON.parse(readFileSync(afile, 'utf8')), boot_id: 'another-boot' }));
     const a2 = await h.restart();
@@ -207,10 +230,9 @@ test('a task whose container record was not yet written when the agent died is r
     h.master.launch(commandTask('late', 'sleep 300'));
     await waitFor(() => h.master.states('late').includes('TASK_RUNNING'), 'RUNNING');
     const pid = h.agent.taskPid('fw-1', 'late')!;
-    const cfile = join(h.workDir, 'meta/frameworks/fw-1/tasks/late/container.json');
-    await waitFor(() => existsSync(cfile), 'container record');
+    await waitFor(() => records(h.workDir).some(isCtr('late')), 'container record');
     await h.agent.stop();
-    rmSync(cfile);
+    writeFileSync(logOf(h.workDir), records(h.workDir).filter((x) => !isCtr('late')(x)).map((x) => x.line).join('\n') + '\n');
     const a2 = await h.restart();
     assert.is(a2.taskPid('fw-1', 'late'), pid, 'same supervisor adopted');
     h.master.kill('late', 100);

@@ -85,7 +85,7 @@ test('streams are rebuilt from the checkpoint: torn tail dropped, acked updates 
     const b = upd('t', 'TASK_RUNNING'); b.status.uuid = 'Yg==';
     await cp.appendUpdates('fw', 't', [{ type: 'update', update: a }, { type: 'ack', uuid: 'YQ==' }, { type: 'update', update: b }], true);
     const { appendFileSync } = await import('node:fs');
-    appendFileSync(`${cp.taskDir('fw', 't')}/updates`, '{"type":"upd');
+    appendFileSync(cp.logFile, '{"t":"upd');
     const rec = await new Checkpoint(dir).recover();
     const { sum, sent } = setup();
     sum.recover('fw', 't', rec.tasks[0]!.updates);

@@ -281,3 +281,32 @@ helpers('taskInfo builds a TaskInfo without hand-built protobufs; task() rejects
 });
 
 helpers.run();
+
+// ------------------------------------------------------------------ early events
+
+const early = suite('SDK events before a listener');
+
+early('offers that arrive with SUBSCRIBED, before any listener, reach the first offers listener', async () => {
+  const cl = await startCluster({ agents: 1 });
+  const fws: Framework[] = [];
+  try {
+    for (const master of [`berth://${cl.hostPort}`, cl.url]) {
+      const fw = await connect({ master, framework: { name: 'early' } });
+      fws.push(fw);
+      // The master offers at once; give the offer time to arrive before anyone listens.
+      await new Promise((r) => setTimeout(r, 200));
+      const offers = await Promise.race([
+        new Promise<Offer[]>((r) => fw.on('offers', (o) => { r(o); })),
+        new Promise<Offer[]>((_, j) => setTimeout(() => j(new Error(`no offers delivered over ${master}`)), 3000)),
+      ]);
+      assert.ok(offers.length > 0);
+      fw.close();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    for (const f of fws) f.close();
+    await cl.stop();
+  }
+});
+
+early.run();

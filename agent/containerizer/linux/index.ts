@@ -27,7 +27,7 @@ import { cpuSubsystem } from './cgroups/cpu.js';
 import { detectHierarchy } from './cgroups/detect.js';
 import { freeze, killAll, signalAll, thaw } from './cgroups/freezer.js';
 import type { CgroupFs } from './cgroups/fs.js';
-import type { CgroupHandle, Hierarchy, Subsystem } from './cgroups/hierarchy.js';
+import { rootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
 import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
 import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
@@ -462,11 +462,19 @@ export class LinuxContainerizer implements Containerizer {
     // Referenced like the supervisors we launched: pending wait()s keep the process alive until close().
   }
 
+  /**
+   * Stops polling and lets go of supervisors (containers keep running). When no container of ours
+   * is left, Berth's root cgroups are removed too (rmdir refuses a root that still has children, so
+   * a root in use by running containers stays), so a stopped agent leaves nothing in cgroupfs.
+   */
   async close(): Promise<void> {
     this.closed = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
     for (const c of this.containers.values()) c.child?.unref();
+    if (!this.readyPromise || [...this.containers.values()].some((c) => c.state !== 'ended')) return;
+    const ready = await this.readyPromise.catch(() => undefined);
+    if (ready) await Promise.all(rootDirs(ready.hier).map((d) => ready.hier.fs.rmdir(d).catch(() => undefined)));
   }
 
   /** Freezes (true) or thaws (false) a running container; used by tests and the operator API. */

@@ -7,10 +7,10 @@
  * usable (a trivial `unshare` run).
  */
 import { execFile } from 'node:child_process';
+import { access } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { realCgroupFs } from './cgroups/fs.js';
 import { detectHierarchy } from './cgroups/detect.js';
-import type { HierarchyLabel } from './cgroups/hierarchy.js';
+import { rootDirs, type HierarchyLabel } from './cgroups/hierarchy.js';
 import { locateShellTools } from './shim.js';
 
 export interface LinuxProbe {
@@ -30,6 +30,9 @@ export async function probeLinux(cgroupRoot = 'berth'): Promise<LinuxProbe> {
   if (process.getuid?.() !== 0) return { ok: false, reason: 'the agent does not run as root', cgroupVersion };
   if (!hier) return { ok: false, reason: 'no cgroup hierarchy with cpu, memory or pids controllers', cgroupVersion };
   const missing = (['cpu', 'memory', 'pids'] as const).filter((c) => !hier.controllers.has(c));
+  // The probe leaves nothing behind: the root cgroups it had to create are removed again.
+  const roots = rootDirs(hier);
+  const preexisting = new Set((await Promise.all(roots.map(async (d) => ((await exists(d)) ? d : undefined)))).filter((d) => d !== undefined));
   try {
     await hier.init();
     const h = hier.handle(`probe-${process.pid}-${randomBytes(3).toString('hex')}`);
@@ -37,6 +40,8 @@ export async function probeLinux(cgroupRoot = 'berth'): Promise<LinuxProbe> {
     await hier.remove(h);
   } catch (err) {
     return { ok: false, reason: `cgroups not writable: ${(err as Error).message}`, cgroupVersion };
+  } finally {
+    await Promise.all(roots.filter((d) => !preexisting.has(d)).map((d) => hier.fs.rmdir(d).catch(() => undefined)));
   }
   // v2 learns its controllers at init.
   const stillMissing = missing.filter((c) => !hier.controllers.has(c));
@@ -50,4 +55,8 @@ export async function probeLinux(cgroupRoot = 'berth'): Promise<LinuxProbe> {
   });
   if (nsError) return { ok: false, reason: `namespaces unusable: ${nsError}`, cgroupVersion };
   return { ok: true, cgroupVersion };
+}
+
+async function exists(p: string): Promise<boolean> {
+  try { await access(p); return true; } catch { return false; }
 }

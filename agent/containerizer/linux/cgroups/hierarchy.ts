@@ -65,6 +65,17 @@ export interface Subsystem {
   usage(h: CgroupHandle, fs: CgroupFs, stats: ResourceStatistics): Promise<void>;
 }
 
+/** Berth's root cgroup directory in each hierarchy used (the parents of every container cgroup). */
+export function rootDirs(hier: Hierarchy): string[] {
+  const h = hier.handle('x');
+  const out = new Set<string>();
+  for (const c of CONTROLLERS) {
+    const d = h.dir(c);
+    if (d !== undefined) out.add(d.slice(0, d.lastIndexOf('/')));
+  }
+  return [...out];
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** rmdir with retries: right after the last task exits, the kernel may briefly still report EBUSY. */
