@@ -20,6 +20,16 @@ import { PosixContainerizer } from './containerizer/posix.js';
 
 export type ContainerizerChoice = 'posix' | 'linux' | 'auto';
 
+/** Agent flags that shape linux isolation (`--cgroups-enable-cfs`, `--pids-max`, `--allow-host-root`, …). */
+export interface LinuxIsolationOptions {
+  enableCfs?: boolean;
+  pidsMax?: number;
+  allowHostRoot?: boolean;
+  allowedUsers?: string[];
+  uidRange?: { start: number; count: number };
+  capabilities?: string[];
+}
+
 export interface StartAgentOptions {
   /** Master address `host:port` (ignored when `dialer` is given). */
   master?: string;
@@ -37,6 +47,8 @@ export interface StartAgentOptions {
   containerizer?: ContainerizerChoice;
   /** linux: name of Berth's cgroup sub-hierarchy (default 'berth'); tests and benches use a private one. */
   cgroupRoot?: string;
+  /** Isolation settings of the linux containerizer (ignored by posix). */
+  isolation?: LinuxIsolationOptions;
   /** Default true; false = recover what is readable from a damaged checkpoint. */
   strict?: boolean;
   clock?: Clock;
@@ -54,7 +66,7 @@ export interface StartedAgent {
 interface LinuxModule {
   probeLinux?: (cgroupRoot?: string) => Promise<{ ok: boolean; reason?: string }> | { ok: boolean; reason?: string };
   /** Its log option is a plain function (the linux module does not depend on pino). */
-  LinuxContainerizer?: new (opts: { cgroupRoot?: string; log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void }) => Containerizer;
+  LinuxContainerizer?: new (opts: LinuxIsolationOptions & { cgroupRoot?: string; log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void }) => Containerizer;
 }
 
 async function loadLinux(): Promise<LinuxModule | undefined> {
@@ -68,7 +80,7 @@ async function loadLinux(): Promise<LinuxModule | undefined> {
 }
 
 /** Chooses and builds the containerizer, logging which and why. */
-export async function chooseContainerizer(choice: ContainerizerChoice, workDir: string, log: Logger, cgroupRoot?: string): Promise<Containerizer> {
+export async function chooseContainerizer(choice: ContainerizerChoice, workDir: string, log: Logger, cgroupRoot?: string, isolation: LinuxIsolationOptions = {}): Promise<Containerizer> {
   if (choice === 'posix') {
     log.info({ containerizer: 'posix', why: 'asked for with --containerizer posix' }, 'Containerizer chosen');
     return new PosixContainerizer({ log: log.child({ component: 'posix' }) });
@@ -83,12 +95,13 @@ export async function chooseContainerizer(choice: ContainerizerChoice, workDir: 
     if (probe.ok) {
       log.info({ containerizer: 'linux', why: choice === 'linux' ? 'asked for with --containerizer linux' : 'auto: namespaces and cgroups usable' }, 'Containerizer chosen');
       const child = log.child({ component: 'linux' });
-      return new linux.LinuxContainerizer({ cgroupRoot, log: (level, msg, fields) => child[level](fields ?? {}, msg) });
+      return new linux.LinuxContainerizer({ ...isolation, cgroupRoot, log: (level, msg, fields) => child[level](fields ?? {}, msg) });
     }
     why = `linux probe failed: ${probe.reason ?? 'unknown reason'}`;
   }
   if (choice === 'linux') throw new BerthError('UNSUPPORTED', `--containerizer linux: ${why}`);
-  log.info({ containerizer: 'posix', why: `auto: ${why}` }, 'Containerizer chosen');
+  log.warn({ containerizer: 'posix', why: `auto: ${why}` },
+    'Reduced isolation: using the posix containerizer (plain process groups, memory limits enforced by sampling, no namespaces or cgroups, tasks run as the agent\'s user). Run the agent as root on Linux with cgroups for the linux containerizer.');
   return new PosixContainerizer({ log: log.child({ component: 'posix' }) });
 }
 
@@ -101,7 +114,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent>
     if (!opts.master) throw new BerthError('INVALID', 'startAgent: give --master HOST:PORT (or a dialer)');
     dialer = new WsDialer(opts.master);
   }
-  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log, opts.cgroupRoot);
+  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log, opts.cgroupRoot, opts.isolation);
   const agent = new Agent({
     dialer, workDir, containerizer, log,
     resources: opts.resources, attributes: opts.attributes, hostname: opts.hostname,

@@ -11,16 +11,31 @@ export interface AgentCliOptions {
   containerizer: string;
   strict: boolean;
   cleanupOnExit?: boolean;
+  cgroupsEnableCfs?: boolean;
+  pidsMax: number;
+  allowHostRoot?: boolean;
+  allowedUsers?: string;
+  usernsUidRange: string;
+  capabilities: string;
 }
+
+const list = (s: string | undefined): string[] | undefined => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 
 export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   if (!['posix', 'linux', 'auto'].includes(o.containerizer)) {
     throw new BerthError('INVALID', `--containerizer must be posix, linux or auto (got '${o.containerizer}')`);
   }
+  const range = /^(\d+):(\d+)$/.exec(o.usernsUidRange);
+  if (!range || Number(range[2]) < 1) throw new BerthError('INVALID', `--userns-uid-range must be START:COUNT with COUNT >= 1 (got '${o.usernsUidRange}')`);
+  const capabilities = list(o.capabilities) ?? [];
   const { startAgent } = await import('../agent/main.js');
   const started = await startAgent({
     master: o.master, workDir: o.workDir, port: o.port, host: o.host, resources: o.resources, attributes: o.attributes,
     containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict,
+    isolation: {
+      enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),
+      uidRange: { start: Number(range[1]), count: Number(range[2]) }, capabilities,
+    },
   });
   process.stderr.write(`berth agent at ${started.endpoint}, master ${o.master}\n`);
   const onSignal = (sig: NodeJS.Signals): void => {

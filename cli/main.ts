@@ -61,6 +61,12 @@ program.command('agent')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
   .option('--no-strict', 'recover what is readable from a damaged checkpoint instead of refusing to start')
   .option('--cleanup-on-exit', 'destroy all containers when stopped by SIGINT/SIGTERM (default: tasks outlive the agent)')
+  .option('--cgroups-enable-cfs', 'linux: hard-cap cpu with CFS quota (cpus × 100 ms per 100 ms), as Mesos --cgroups_enable_cfs')
+  .option('--pids-max <n>', 'linux: pids.max per container (0 = unlimited)', intArg('--pids-max', 0, 4_194_304), 1024)
+  .option('--allow-host-root', 'linux: let a task asking for root be root on the host (default: root inside a user namespace)')
+  .option('--allowed-users <list>', 'linux: comma-separated users tasks may run as (default: any existing user)')
+  .option('--userns-uid-range <start:count>', 'linux: host uids that a root task\'s user namespace maps to', '1000000:65536')
+  .option('--capabilities <list>', 'linux: capabilities kept in the bounding set, comma-separated (default: none)', '')
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);
