@@ -280,7 +280,10 @@ export class Framework {
         // After close/teardown only the closing error is delivered: offers and updates queued
         // behind it could not be acted on (every call would fail).
         if (this.state === 'CLOSED' && ev.type !== 'error') continue;
-        if (PARKABLE.has(ev.type) && !(this.callbacks.get(ev.type)?.length) && this.iterators.size === 0) {
+        // With auto-acknowledgement an update nobody listens for is simply acknowledged (holding it
+        // would stall the task's update stream); without it, it waits for a listener.
+        const autoAcked = ev.type === 'update' && this.opts.autoAcknowledge !== false;
+        if (PARKABLE.has(ev.type) && !autoAcked && !(this.callbacks.get(ev.type)?.length) && this.iterators.size === 0) {
           if (this.parked.length < MAX_PARKED) this.parked.push(ev);
           else this.log.warn({ event: ev.type }, 'dropping an event nobody listens for (backlog full)');
           continue;

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runManyTasks } from '../../frameworks/examples/many-tasks.js';
+import { connect, task } from '../../frameworks/sdk/index.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
 const run = promisify(execFile);
@@ -93,6 +94,33 @@ test('200 short tasks all reach FINISHED, each stdout holds ok, and every update
   const files = stdoutFiles(dir).filter((f) => /many-\d+/.test(f));
   assert.is(files.length, 200, 'one sandbox per task');
   for (const f of files) assert.is(readFileSync(f, 'utf8'), 'ok\n', f);
+});
+
+test('usage of a running task reaches the master: /state carries its statistics and berth state shows them', async () => {
+  const fw = await connect({ master: url, framework: { name: 'usage-check' } });
+  try {
+    fw.on('offers', async (offers) => {
+      const offer = offers[0]!;
+      if (fw.offers.size > 0 && !launched) {
+        launched = true;
+        await fw.launch(offer, task({ id: 'usage-1', cmd: 'sleep 60', cpus: 0.1, mem: 64 }));
+      }
+    });
+    let launched = false;
+    let stats: Record<string, number> | undefined;
+    for (let i = 0; i < 150 && !stats; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const s = (await (await fetch(`${url}/state`)).json()) as { frameworks: { name: string; tasks: { id: string; statistics?: Record<string, number> }[] }[] };
+      stats = s.frameworks.find((f) => f.name === 'usage-check')?.tasks.find((t) => t.id === 'usage-1')?.statistics;
+    }
+    assert.ok(stats, 'statistics reported within 15 s');
+    assert.is(stats!.mem_limit_bytes, 64 * 2 ** 20, 'memory limit from the task resources');
+    assert.ok((stats!.mem_rss_bytes ?? stats!.mem_total_bytes ?? 0) > 0, 'memory in use is measured');
+    const { stdout } = await run(process.execPath, [cli, 'state', '--master', url]);
+    assert.match(stdout, /usage-1\s+running\s+mem [\d.]+\/64\.0 MiB/, stdout);
+  } finally {
+    await fw.teardown().catch(() => fw.close());
+  }
 });
 
 test.run();
