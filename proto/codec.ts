@@ -8,16 +8,16 @@
  * be base64, and every missing required field is reported with its path.
  */
 import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import nodePath from 'node:path';
 import protobuf from 'protobufjs';
 import { badMessage, BerthError } from './errors.js';
 import type { AgentToMaster, Call, Event, MasterToAgent } from './types.js';
 
-const protoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
+const protoDir = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '../../proto');
 
 function loadRoot(): protobuf.Root {
   const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => path.join(protoDir, path.basename(target));
+  root.resolvePath = (_origin, target) => nodePath.join(protoDir, nodePath.basename(target));
   root.loadSync(['mesos.proto', 'scheduler.proto', 'agent.proto'], { keepCase: true });
   root.resolveAll();
   return root;
@@ -128,7 +128,108 @@ export function fromJson<T>(typeName: string, obj: unknown): T {
   return convert(messageType(typeName), obj, '', 0) as T;
 }
 
-const TO_OBJECT: protobuf.IConversionOptions = { enums: String, longs: Number, bytes: String, defaults: false };
+/**
+ * One compiled step per field of a type, built once per type: the kind of value and what it must
+ * satisfy, so decoding does not re-inspect the schema (instanceof, type-name sets) per value.
+ */
+interface FieldPlan {
+  name: string;
+  required: boolean;
+  shape: 'single' | 'repeated' | 'map';
+  kind: 'message' | 'enum' | 'string' | 'bool' | 'float' | 'int' | 'uint' | 'long' | 'ulong' | 'bytes' | 'other';
+  type?: protobuf.Type;
+  en?: protobuf.Enum;
+  field: protobuf.Field;
+}
+
+const plans = new Map<protobuf.Type, FieldPlan[]>();
+function planOf(type: protobuf.Type): FieldPlan[] {
+  let plan = plans.get(type);
+  if (plan) return plan;
+  plan = type.fieldsArray.map((f): FieldPlan => {
+    const rt = f.resolvedType;
+    const t = f.type;
+    const kind: FieldPlan['kind'] = rt instanceof protobuf.Type ? 'message' : rt instanceof protobuf.Enum ? 'enum'
+      : t === 'string' ? 'string' : t === 'bool' ? 'bool' : t === 'double' || t === 'float' ? 'float'
+      : t === 'int32' || t === 'sint32' || t === 'sfixed32' ? 'int' : t === 'uint32' || t === 'fixed32' ? 'uint'
+      : t === 'int64' || t === 'sint64' || t === 'sfixed64' ? 'long' : t === 'uint64' || t === 'fixed64' ? 'ulong'
+      : t === 'bytes' ? 'bytes' : 'other';
+    return {
+      name: f.name, required: f.required, field: f, kind,
+      shape: f instanceof protobuf.MapField ? 'map' : f.repeated ? 'repeated' : 'single',
+      type: rt instanceof protobuf.Type ? rt : undefined,
+      en: rt instanceof protobuf.Enum ? rt : undefined,
+    };
+  });
+  plans.set(type, plan);
+  return plan;
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+const path = (where: string, name: string): string => (where ? `${where}.${name}` : name);
+
+/** One value of a decoded protobuf message in the JSON form, with `fromJson`'s checks and limits. */
+function fromDecodedValue(f: FieldPlan, v: unknown, at: () => string, depth: number): unknown {
+  switch (f.kind) {
+    case 'message': return fromDecoded(f.type!, v, at(), depth + 1);
+    case 'enum': {
+      const name = f.en!.valuesById[v as number];
+      if (name === undefined) throw badMessage(`${at()}: unknown ${f.en!.name} value '${String(v)}'`);
+      return name;
+    }
+    case 'string':
+      if ((v as string).length > LIMITS.maxStringBytes) throw new BerthError('TOO_LARGE', `${at()}: string longer than ${LIMITS.maxStringBytes}`);
+      return v;
+    case 'long': case 'ulong': {
+      if (typeof v === 'number') return v;
+      const l = v as { low: number; high: number };
+      const n = new protobuf.util.LongBits(l.low >>> 0, l.high >>> 0).toNumber(f.kind === 'ulong');
+      if (f.kind === 'ulong' && n < 0) throw badMessage(`${at()}: expected a non-negative integer`);
+      return n;
+    }
+    case 'bytes': return Buffer.from(v as Uint8Array).toString('base64');
+    case 'bool': case 'float': case 'int': case 'uint': return v;
+    default: return convertScalar(f.field, v, at());
+  }
+}
+
+/**
+ * The decoded message straight to its JSON form in one walk (what `type.toObject` then `convert`
+ * did in two): fields present on the wire only (own properties; repeated/map fields non-empty),
+ * enums by name with unknown numbers rejected, 64-bit integers as numbers, bytes as base64, the
+ * same required-field, depth, repeated-count and string-length bounds as `fromJson`.
+ */
+function fromDecoded(type: protobuf.Type, msg: unknown, where: string, depth: number): Record<string, unknown> {
+  if (depth > LIMITS.maxDepth) throw new BerthError('TOO_LARGE', `${where}: nested deeper than ${LIMITS.maxDepth}`);
+  const src = msg as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const f of planOf(type)) {
+    const v = hasOwn.call(src, f.name) ? src[f.name] : undefined;
+    if (f.shape === 'single') {
+      if (v === undefined || v === null) {
+        if (f.required) throw badMessage(`missing required field '${path(where, f.name)}'`);
+        continue;
+      }
+      out[f.name] = fromDecodedValue(f, v, () => path(where, f.name), depth);
+    } else if (f.shape === 'repeated') {
+      const a = v as unknown[] | undefined;
+      if (!a || a.length === 0) continue;
+      if (a.length > LIMITS.maxRepeated) throw new BerthError('TOO_LARGE', `${path(where, f.name)}: more than ${LIMITS.maxRepeated} entries`);
+      const r = new Array<unknown>(a.length);
+      for (let i = 0; i < a.length; i++) r[i] = fromDecodedValue(f, a[i], () => `${path(where, f.name)}[${i}]`, depth);
+      out[f.name] = r;
+    } else {
+      const m = v as Record<string, unknown> | undefined;
+      if (!m) continue;
+      const keys = Object.keys(m);
+      if (keys.length === 0) continue;
+      const r: Record<string, unknown> = {};
+      for (const k of keys) r[k] = fromDecodedValue(f, m[k], () => `${path(where, f.name)}.${k}`, depth);
+      out[f.name] = r;
+    }
+  }
+  return out;
+}
 
 /** Parses protobuf bytes into the JSON form, as strictly as `fromJson`. */
 export function decode<T>(typeName: string, bytes: Uint8Array): T {
@@ -139,7 +240,7 @@ export function decode<T>(typeName: string, bytes: Uint8Array): T {
   } catch (e) {
     throw badMessage(`malformed ${type.name}: ${(e as Error).message}`);
   }
-  return convert(type, type.toObject(msg, TO_OBJECT), '', 0) as T;
+  return fromDecoded(type, msg, '', 0) as T;
 }
 
 /** Serializes a JSON-form message produced by Berth itself (trusted: not re-validated). */

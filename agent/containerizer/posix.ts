@@ -1,7 +1,9 @@
 /**
  * The portable containerizer: a container is a plain session of processes.
  *
- * Supervisor: each container is owned by a `/bin/sh` wrapper spawned detached,
+ * Supervisor: by default a C supervisor forked by one `berth-shim --server`
+ * (see SupervisorEngine; same session, kill and exit-record rules as below).
+ * Fallback: each container is owned by a `/bin/sh` wrapper spawned detached,
  * so it leads its own session (sid = pgid = its pid) and is not a process the
  * agent's death or a terminal's ^C can reach. The wrapper runs the task as its
  * foreground child, waits, writes `<runDir>/exit` atomically (exit.tmp, mv) as
@@ -42,6 +44,7 @@ import { RealClock, type Clock, type TimerHandle } from '../../proto/clock.js';
 import { logger, type Logger } from '../../proto/log.js';
 import type { ResourceStatistics } from '../../proto/types.js';
 import { ProcTable, bootId, clockTicks, pageSize, readStat, type ProcSnapshot, type ProcStat } from '../proc.js';
+import { findShim, ShimServer, type ServerStarted } from './shim-server.js';
 import type { ContainerExit, ContainerRecord, ContainerSpec, Containerizer, ExitReason } from './types.js';
 
 function findTool(name: string): string | undefined {
@@ -87,7 +90,14 @@ const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * How supervisors are started:
- *  - 'launcher' (default): one long-lived `/bin/sh -s` per agent reads launch
+ *  - 'shim' (default when berth-shim is built): one long-lived
+ *    `berth-shim --server` per agent (shim-server.ts) forks a C supervisor per
+ *    launch (`-P`: plain, no namespaces or cgroups) that runs the task as its
+ *    child in its own session and records the exit exactly as the script
+ *    below does (minus the 128+N ambiguity: it sees the real signal). One fork
+ *    of a tiny process + the task's fork+exec, against the launcher's four
+ *    forks and three execs (subshell, setsid, sh, task subshell, mv).
+ *  - 'launcher' (default without the shim): one long-lived `/bin/sh -s` per agent reads launch
  *    commands on its stdin and starts each supervisor (double fork + setsid),
  *    which reports start and exit on a shared pipe. The agent's event loop pays
  *    a pipe write per launch instead of a synchronous fork+exec of itself
@@ -95,15 +105,19 @@ const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  *  - 'spawn': the agent spawns each supervisor itself (detached). Used when
  *    setsid(1) is missing or a variable name cannot be exported by a shell.
  */
-export type SupervisorEngine = 'launcher' | 'spawn';
+export type SupervisorEngine = 'shim' | 'launcher' | 'spawn';
+
+const ENGINES: readonly SupervisorEngine[] = ['shim', 'launcher', 'spawn'];
 
 export interface PosixOptions {
   /** Memory sampling period (limits are enforced by sampling). Default 1000 ms. */
   sampleIntervalMs?: number;
   /** Liveness polling of re-adopted supervisors (not our children, so no exit event). Default 250 ms. */
   pollIntervalMs?: number;
-  /** Default 'launcher' when setsid(1) exists, else 'spawn'. */
+  /** Default $BERTH_POSIX_ENGINE if set, else 'shim' when berth-shim is built, else 'launcher' when setsid(1) exists, else 'spawn'. */
   engine?: SupervisorEngine;
+  /** berth-shim binary for the 'shim' engine (default: $BERTH_SHIM, then the build output). */
+  shimPath?: string;
   /** A launch not reported started within this time fails (launcher engine). Default 30000 ms. */
   launchTimeoutMs?: number;
   clock?: Clock;
@@ -142,6 +156,7 @@ export class PosixContainerizer implements Containerizer {
   private readonly engine: SupervisorEngine;
   private readonly launchTimeoutMs: number;
   private launcher: ChildProcess | undefined;
+  private shim: ShimServer | undefined;
   /** Launches written to the launcher, waiting for their supervisor's `start` report. */
   private readonly starting = new Map<string, { spec: ContainerSpec; done: (err?: string, pid?: number, startTime?: number) => void }>();
   private readonly earlyExits = new Set<string>();
@@ -152,8 +167,15 @@ export class PosixContainerizer implements Containerizer {
     this.log = opts.log ?? logger('posix');
     this.sampleMs = opts.sampleIntervalMs ?? 1000;
     this.pollMs = opts.pollIntervalMs ?? 250;
-    this.engine = opts.engine ?? (SETSID ? 'launcher' : 'spawn');
+    const envEngine = process.env['BERTH_POSIX_ENGINE'] as SupervisorEngine | undefined;
+    if (envEngine !== undefined && !ENGINES.includes(envEngine)) throw new BerthError('INVALID', `BERTH_POSIX_ENGINE must be one of ${ENGINES.join(', ')}`);
+    const shimPath = findShim(opts.shimPath);
+    this.engine = opts.engine ?? envEngine ?? (shimPath ? 'shim' : SETSID ? 'launcher' : 'spawn');
     if (this.engine === 'launcher' && !SETSID) throw new BerthError('UNSUPPORTED', 'the launcher engine needs setsid(1)');
+    if (this.engine === 'shim') {
+      if (!shimPath) throw new BerthError('UNSUPPORTED', 'the shim engine needs berth-shim (npm run build, or $BERTH_SHIM)');
+      this.shim = new ShimServer(shimPath, (msg, fields) => { if (!this.closed) this.log.warn(fields, msg); });
+    }
     this.launchTimeoutMs = opts.launchTimeoutMs ?? 30_000;
   }
 
@@ -164,6 +186,12 @@ export class PosixContainerizer implements Containerizer {
       throw new BerthError('UNSUPPORTED', `the posix containerizer cannot switch to user '${spec.user}' (agent runs as '${currentUser()}')`);
     }
     if (!/^[A-Za-z0-9_.:@+=-]+$/.test(spec.containerId)) throw new BerthError('INVALID', `invalid container id '${spec.containerId}'`);
+    if (this.shim) {
+      const record = await this.launchViaShim(this.shim, spec);
+      this.ensureSampler();
+      this.ensurePoller();
+      return record;
+    }
     const cmd = spec.command;
     // Mesos: `arguments` is the full argv (argv[0] included); a shell cannot set argv[0], so it is dropped.
     const args = cmd.shell ? ['sh', cmd.value] : ['exec', cmd.value, ...(cmd.arguments ?? []).slice(1)];
@@ -173,6 +201,27 @@ export class PosixContainerizer implements Containerizer {
       : this.launchViaSpawn(spec, supArgs);
     this.ensureSampler();
     this.ensurePoller();
+    return record;
+  }
+
+  private async launchViaShim(shim: ShimServer, spec: ContainerSpec): Promise<ContainerRecord> {
+    const cmd = spec.command;
+    // Mesos: `arguments` is the full argv, argv[0] included (the C supervisor can set it). A shell
+    // command keeps the 128+N rule below (-S); an exec'd program's signal is seen as it is.
+    const [exe, argv] = cmd.shell ? ['/bin/sh', ['sh', '-c', cmd.value]] : [cmd.value, cmd.arguments?.length ? cmd.arguments : [cmd.value]];
+    let s: ServerStarted;
+    try {
+      s = await shim.start(spec.env, [...(cmd.shell ? ['-P', '-S'] : ['-P']), '-r', spec.runDir, '-s', spec.sandbox, '-e', exe, '--', ...argv]);
+    } catch (e) {
+      throw e instanceof BerthError ? e : new BerthError('IO', `cannot start supervisor: ${(e as Error).message}`);
+    }
+    const record: ContainerRecord = {
+      containerId: spec.containerId, pid: s.supervisorPid, startTime: s.startTime, bootId: bootId(),
+      sandbox: spec.sandbox, runDir: spec.runDir, limits: spec.limits,
+    };
+    const c = this.track(record, false);
+    c.notified = true;
+    void s.exited.then(() => this.ended(c));
     return record;
   }
 
@@ -327,6 +376,7 @@ export class PosixContainerizer implements Containerizer {
     this.launcher?.stdin?.end();
     this.launcher?.unref();
     this.launcher = undefined;
+    this.shim?.close();
   }
 
   /** Forgets an ended container (the agent calls this once it no longer needs wait/usage on it). */

@@ -38,11 +38,34 @@
  *       task's user, or the mapped root of its user namespace).
  *   fd 3 (optional): receives "ok <supervisor-pid> <task-host-pid> <supervisor-starttime>\n" or
  *   "err <message>\n", then is closed.
+ *   -P: plain (posix containerizer): no namespaces, no cgroups, no privilege
+ *       change; the task is a plain child in the supervisor's session, and a
+ *       failed exec is the task's exit 127 (as a shell reports it), not a
+ *       launch error.
+ *   -S: the task is a shell command: exit status 129..159 is recorded as
+ *       signal 1..31 (how a shell reports its child's death by signal).
+ *
+ * Server mode: berth-shim --server [PADDING]
+ *   A long-lived process the agent starts once, so neither the agent's event
+ *   loop nor a shell forks per task. It reads launch records on stdin, each
+ *   "<n>\0" then n NUL-terminated fields: TAG, NENV, NENV environment entries,
+ *   then the arguments above (options, --, argv). Per record it forks one
+ *   supervisor (which does exactly what a spawned shim does, with the record's
+ *   environment and the sandbox as cwd) and reports on stdout, one line each
+ *   (single writes, atomic on a pipe):
+ *     "ok TAG <supervisor-pid> <task-host-pid> <supervisor-starttime>"
+ *     "err TAG <message>"
+ *     "exit TAG"   (the supervisor was reaped: its exit record is written)
+ *   Each supervisor rewrites the inherited argv area (PADDING reserves room)
+ *   with its options, so its /proc cmdline names its run dir like a spawned
+ *   shim's. On EOF it exits at once; running supervisors are reparented and go on
+ *   (they never depend on the server or the agent).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -65,6 +88,8 @@
 extern char **environ;
 
 static int status_fd = -1;
+/* Server mode: the launch's tag, echoed in every report line. */
+static const char *report_tag = NULL;
 
 /* Reports a launch failure to the agent (if it still listens) and exits. */
 static void fail(const char *fmt, ...) {
@@ -76,8 +101,10 @@ static void fail(const char *fmt, ...) {
   if (n < 0) n = 0;
   if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
   if (status_fd >= 0) {
-    char out[600];
-    int m = snprintf(out, sizeof out, "err %.*s\n", n, buf);
+    char out[800];
+    int m = report_tag ? snprintf(out, sizeof out, "err %.200s %.*s\n", report_tag, n, buf)
+                       : snprintf(out, sizeof out, "err %.*s\n", n, buf);
+    if (m > (int)sizeof out - 1) m = (int)sizeof out - 1;
     if (write(status_fd, out, (size_t)m) < 0) { /* agent gone: nothing to do */ }
   } else {
     fprintf(stderr, "berth-shim: %.*s\n", n, buf);
@@ -115,7 +142,7 @@ struct opts {
   int n_groups;
   long userns_host, userns_count; /* userns_count > 0: new user namespace */
   long owner_uid, owner_gid;      /* -o; -1 = leave ownership alone */
-  int netns, private_tmp;
+  int netns, private_tmp, plain, shell_status;
   uint64_t keep_caps;
   char **argv;
 };
@@ -136,6 +163,29 @@ static void run_child(const struct opts *o, int sync_fd, int err_fd, int out_fd,
    * maps): nothing of the task's runs outside its limits. */
   if (read(sync_fd, &c, 1) != 1) _exit(127);
   close(sync_fd);
+
+  if (o->plain) {
+    if (fchdir(sandbox_fd) < 0) child_fail(err_fd, "chdir sandbox");
+    close(sandbox_fd);
+    int dn = open("/dev/null", O_RDONLY);
+    if (dn < 0 || dup2(dn, 0) < 0) child_fail(err_fd, "stdin /dev/null");
+    if (dup2(out_fd, 1) < 0 || dup2(errf_fd, 2) < 0) child_fail(err_fd, "redirect stdout/stderr");
+    if (dn > 2) close(dn);
+    close(out_fd);
+    close(errf_fd);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* From here a failure is the task's: the supervisor sees EOF (close-on-exec
+     * or exit alike) and records exit status 127, as a shell would. */
+    close(err_fd);
+    execvpe(o->exe, o->argv, environ);
+    int e = errno;
+    dprintf(2, "berth-shim: %s: %s\n", o->exe, strerror(e));
+    _exit(e == ENOENT ? 127 : 126);
+  }
 
   if (o->userns_count > 0) {
     /* We are uid 0 of the new user namespace now that the maps exist. */
@@ -248,10 +298,14 @@ static unsigned long long self_starttime(void) {
   return p ? strtoull(p, NULL, 10) : 0;
 }
 
-static void write_exit(const char *run_dir, int status) {
+/* `shell_status`: the task is a shell, which reports a child's death by signal N as exit status
+ * 128+N; read 129..159 as that signal (the posix containerizer's rule for shell commands). */
+static void write_exit(const char *run_dir, int status, int shell_status) {
   char tmp[4096], dst[4096], body[128];
   int n;
-  if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null}\n", WEXITSTATUS(status));
+  if (shell_status && WIFEXITED(status) && WEXITSTATUS(status) > 128 && WEXITSTATUS(status) < 160)
+    n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WEXITSTATUS(status) - 128));
+  else if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null}\n", WEXITSTATUS(status));
   else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WTERMSIG(status)));
   else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null}\n");
   snprintf(tmp, sizeof tmp, "%s/exit.tmp", run_dir);
@@ -263,17 +317,14 @@ static void write_exit(const char *run_dir, int status) {
   if (w == n) rename(tmp, dst);
 }
 
-int main(int argc, char **argv) {
+/* The supervisor: parses the options, starts the task, reports, waits, records the exit.
+ * Never returns. `cd_sandbox`: enter the sandbox first (server mode; spawn sets cwd). */
+static void supervise(int argc, char **argv, int cd_sandbox) {
   struct opts o;
   memset(&o, 0, sizeof o);
   o.hostname = NULL;
   o.owner_uid = o.owner_gid = -1;
 
-  /* fd 3 is the status pipe when the agent passed one. */
-  if (fcntl(3, F_GETFD) >= 0) {
-    status_fd = 3;
-    fcntl(3, F_SETFD, FD_CLOEXEC);
-  }
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
 
@@ -285,6 +336,8 @@ int main(int argc, char **argv) {
     char f = a[1];
     if (f == 'n') { o.netns = 1; continue; }
     if (f == 't') { o.private_tmp = 1; continue; }
+    if (f == 'P') { o.plain = 1; continue; }
+    if (f == 'S') { o.shell_status = 1; continue; }
     if (i + 1 >= argc) fail("-%c needs a value", f);
     const char *v = argv[++i];
     switch (f) {
@@ -338,6 +391,7 @@ int main(int argc, char **argv) {
   /* Detached from the agent's session (the agent spawns us detached; this is
    * belt and braces when started otherwise). */
   setsid();
+  if (cd_sandbox && chdir(o.sandbox) < 0) fail("chdir %s: %s", o.sandbox, strerror(errno));
 
   char path[4096];
   snprintf(path, sizeof path, "%s/stdout", o.sandbox);
@@ -364,6 +418,10 @@ int main(int argc, char **argv) {
   long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (o.netns) flags |= CLONE_NEWNET;
   if (o.userns_count > 0) flags |= CLONE_NEWUSER;
+  if (o.plain) {
+    if (o.n_cgroups > 0 || o.userns_count > 0 || o.netns || o.have_ids) fail("-P takes no cgroups, namespaces or ids");
+    flags = SIGCHLD;
+  }
 
   /* clone with a NULL stack behaves like fork (copy-on-write stack) but lets
    * us create all namespaces at once, the user namespace first, so it owns
@@ -427,8 +485,9 @@ int main(int argc, char **argv) {
   }
 
   if (status_fd >= 0) {
-    char ok[96];
-    int n = snprintf(ok, sizeof ok, "ok %d %d %llu\n", (int)getpid(), (int)child, self_starttime());
+    char ok[320];
+    int n = report_tag ? snprintf(ok, sizeof ok, "ok %.200s %d %d %llu\n", report_tag, (int)getpid(), (int)child, self_starttime())
+                       : snprintf(ok, sizeof ok, "ok %d %d %llu\n", (int)getpid(), (int)child, self_starttime());
     if (write(status_fd, ok, (size_t)n) < 0) { /* agent gone: the task runs on */ }
     close(status_fd);
     status_fd = -1;
@@ -443,6 +502,207 @@ int main(int argc, char **argv) {
     if (r == child) break;
     if (r < 0 && errno != EINTR) { status = 0; break; }
   }
-  write_exit(o.run_dir, status);
+  write_exit(o.run_dir, status, o.shell_status);
+  _exit(0);
+}
+
+/* ---- server mode ---------------------------------------------------------- */
+
+static int sigchld_pipe[2] = { -1, -1 };
+/* The server's argv area (the agent pads it): a supervisor rewrites it with its own options so
+ * /proc/<pid>/cmdline names its run dir, as a spawned shim's does (the agent finds supervisors of
+ * interrupted launches by that). */
+static char *argv_area;
+static size_t argv_area_len;
+
+static void set_cmdline(char **args, int n) {
+  if (!argv_area || argv_area_len < 2) return;
+  size_t pos = 0;
+  const char *first = "berth-shim";
+  size_t l = strlen(first) + 1;
+  if (l <= argv_area_len) { memcpy(argv_area, first, l); pos = l; }
+  for (int k = 0; k < n; k++) {
+    l = strlen(args[k]) + 1;
+    if (pos + l > argv_area_len) break;
+    memcpy(argv_area + pos, args[k], l);
+    pos += l;
+  }
+  memset(argv_area + pos, 0, argv_area_len - pos);
+}
+
+static void on_sigchld(int sig) {
+  (void)sig;
+  int saved = errno;
+  if (write(sigchld_pipe[1], "c", 1) < 0) { /* full: a wake-up is pending anyway */ }
+  errno = saved;
+}
+
+struct live { pid_t pid; char *tag; };
+static struct live *lives;
+static size_t n_lives, cap_lives;
+
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; return; }
+    p += w; n -= (size_t)w;
+  }
+}
+
+static void reap(void) {
+  int st;
+  pid_t pid;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (size_t i = 0; i < n_lives; i++) {
+      if (lives[i].pid != pid) continue;
+      char line[300];
+      int m = snprintf(line, sizeof line, "exit %.200s\n", lives[i].tag);
+      write_all(1, line, (size_t)m);
+      free(lives[i].tag);
+      lives[i] = lives[--n_lives];
+      break;
+    }
+  }
+}
+
+#define MAX_RECORD (4u << 20)
+#define MAX_FIELDS 65536
+
+/* Parses one complete record at buf[0..len); returns its length, 0 if incomplete, -1 if malformed.
+ * fields[] point into buf. */
+static long parse_record(char *buf, size_t len, char ***fields_out, int *n_out) {
+  char *nul = memchr(buf, 0, len);
+  if (!nul) return len > 16 ? -1 : 0;
+  char *end;
+  long n = strtol(buf, &end, 10);
+  if (end != nul || n < 2 || n > MAX_FIELDS) return -1;
+  char **fields = malloc(sizeof(char *) * (size_t)(n + 1));
+  if (!fields) return -1;
+  size_t pos = (size_t)(nul - buf) + 1;
+  for (long k = 0; k < n; k++) {
+    char *z = pos < len ? memchr(buf + pos, 0, len - pos) : NULL;
+    if (!z) { free(fields); return 0; }
+    fields[k] = buf + pos;
+    pos = (size_t)(z - buf) + 1;
+  }
+  fields[n] = NULL;
+  *fields_out = fields;
+  *n_out = (int)n;
+  return (long)pos;
+}
+
+static void launch_one(char **f, int n) {
+  const char *tag = f[0];
+  char *end;
+  long nenv = strtol(f[1], &end, 10);
+  if (*end || nenv < 0 || nenv > n - 2) {
+    char line[300];
+    int m = snprintf(line, sizeof line, "err %.200s malformed launch record\n", tag);
+    write_all(1, line, (size_t)m);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    char line[400];
+    int m = snprintf(line, sizeof line, "err %.200s fork: %s\n", tag, strerror(errno));
+    write_all(1, line, (size_t)m);
+    return;
+  }
+  if (pid == 0) {
+    signal(SIGCHLD, SIG_DFL);
+    close(sigchld_pipe[0]);
+    close(sigchld_pipe[1]);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Our report channel is the server's stdout; stdin is the agent's pipe: let go of it. */
+    int dn = open("/dev/null", O_RDONLY);
+    if (dn >= 0) { dup2(dn, 0); if (dn > 0) close(dn); }
+    status_fd = 1;
+    report_tag = tag;
+    /* Environment: exactly the record's entries (as spawn's env option). */
+    char **env = malloc(sizeof(char *) * (size_t)(nenv + 1));
+    if (!env) fail("out of memory");
+    for (long k = 0; k < nenv; k++) env[k] = f[2 + k];
+    env[nenv] = NULL;
+    environ = env;
+    /* argv for the option parser: argv[0] is a placeholder. */
+    char **args = &f[1 + nenv];
+    set_cmdline(args + 1, n - 2 - (int)nenv);
+    supervise(n - 1 - (int)nenv, args, 1);
+  }
+  if (n_lives == cap_lives) {
+    cap_lives = cap_lives ? cap_lives * 2 : 64;
+    lives = realloc(lives, sizeof *lives * cap_lives);
+    if (!lives) _exit(70);
+  }
+  lives[n_lives].pid = pid;
+  lives[n_lives].tag = strdup(tag);
+  n_lives++;
+}
+
+static int server(void) {
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  if (pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return 71;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, NULL);
+
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap);
+  if (!buf) return 70;
+  struct pollfd pf[2] = { { 0, POLLIN, 0 }, { sigchld_pipe[0], POLLIN, 0 } };
+  for (;;) {
+    int r = poll(pf, 2, -1);
+    if (r < 0) { if (errno == EINTR) continue; return 72; }
+    if (pf[1].revents) {
+      char d[64];
+      while (read(sigchld_pipe[0], d, sizeof d) > 0) { }
+      reap();
+    }
+    if (!pf[0].revents) continue;
+    if (len == cap) {
+      if (cap >= MAX_RECORD) { fprintf(stderr, "berth-shim: launch record too large\n"); return 65; }
+      cap *= 2;
+      char *nb = realloc(buf, cap);
+      if (!nb) return 70;
+      buf = nb;
+    }
+    ssize_t got = read(0, buf + len, cap - len);
+    if (got < 0) { if (errno == EINTR || errno == EAGAIN) continue; return 0; }
+    if (got == 0) return 0; /* the agent is gone or closed us: supervisors go on */
+    len += (size_t)got;
+    size_t off = 0;
+    for (;;) {
+      char **fields;
+      int n;
+      long used = parse_record(buf + off, len - off, &fields, &n);
+      if (used < 0) { fprintf(stderr, "berth-shim: malformed launch record\n"); return 65; }
+      if (used == 0) break;
+      launch_one(fields, n);
+      free(fields);
+      off += (size_t)used;
+    }
+    memmove(buf, buf + off, len - off);
+    len -= off;
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "--server") == 0) {
+    argv_area = argv[0];
+    argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+    return server();
+  }
+  /* fd 3 is the status pipe when the agent passed one. */
+  if (fcntl(3, F_GETFD) >= 0) {
+    status_fd = 3;
+    fcntl(3, F_SETFD, FD_CLOEXEC);
+  }
+  supervise(argc, argv, 0);
   return 0;
 }

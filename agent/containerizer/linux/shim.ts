@@ -40,7 +40,8 @@ export interface ShimLaunch {
 }
 
 export interface Started {
-  child: ChildProcess;
+  /** The supervisor when the agent spawned it (absent when a shim server forked it). */
+  child?: ChildProcess;
   /** Resolves when the supervisor process has exited (attached at spawn, so never missed). */
   exited: Promise<void>;
   supervisorPid: number;
@@ -121,7 +122,7 @@ export async function locateShellTools(): Promise<ShellTools | undefined> {
   return { sh, unshare, setpriv, mv, mount, hostname, newuidmap: newuidmap && newgidmap ? newuidmap : undefined };
 }
 
-function shimArgs(l: ShimLaunch): string[] {
+export function shimArgs(l: ShimLaunch): string[] {
   const a = ['-r', l.runDir, '-s', l.sandbox, '-h', l.hostname];
   for (const f of l.procsFiles) a.push('-c', f);
   a.push('-u', String(l.ids.uid), '-g', String(l.ids.gid));
