@@ -5,7 +5,8 @@
 import { readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { progress } from './report.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { chartSvg, emitted, progress } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const suites = readdirSync(here).filter((f) => f.endsWith('.js') && !['main.js', 'report.js'].includes(f) && !f.includes('-')).map((f) => f.slice(0, -3));
@@ -20,9 +21,18 @@ if (names.length === 0 || stray.length > 0) {
   process.stderr.write(`usage: npm run bench -- <suite>… [--flag value]\nsuites: ${suites.join(', ')}\n`);
   process.exit(2);
 }
+const outDir = process.env.BERTH_BENCH_OUT ?? 'bench-results';
 for (const name of names) {
   progress(`bench ${name}`);
   const mod = (await import(`./${name}.js`)) as { run: (args: string[]) => Promise<void> };
+  const first = emitted.length;
   await mod.run(process.argv.slice(2));
+  const figures = emitted.slice(first);
+  if (figures.length > 0) {
+    mkdirSync(outDir, { recursive: true });
+    const file = `${outDir}/${name}.svg`;
+    writeFileSync(file, chartSvg(`npm run bench -- ${name}`, figures));
+    progress(`chart: ${file}`);
+  }
 }
 process.exit(0);
