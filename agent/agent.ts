@@ -18,8 +18,8 @@
  *    the link and redials with backoff and jitter, then reregisters.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { close, existsSync, open } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { backoffDelay, RealClock, type Clock, type TimerHandle } from '../proto/clock.js';
@@ -549,7 +549,7 @@ export class Agent {
   /** Creates the sandbox with empty stdout/stderr, on the thread pool (never blocking the event loop). */
   private async prepareSandbox(entry: TaskEntry): Promise<void> {
     await mkdir(entry.sandbox, { recursive: true });
-    await Promise.all(['stdout', 'stderr'].map((f) => writeFile(`${entry.sandbox}/${f}`, '', { flag: 'a' })));
+    await Promise.all([touch(`${entry.sandbox}/stdout`), touch(`${entry.sandbox}/stderr`)]);
   }
 
   /** Handles a Kill. Public for the same reason as `launch`. */
@@ -737,6 +737,14 @@ export class Agent {
       })),
     };
   }
+}
+
+/** Creates `path` if missing, leaving any content (open O_APPEND|O_CREAT + close: two thread-pool ops, no write). */
+function touch(path: string): Promise<void> {
+  return new Promise((resolve, reject) => open(path, 'a', (e, fd) => {
+    if (e) { reject(e); return; }
+    close(fd, (e2) => (e2 ? reject(e2) : resolve()));
+  }));
 }
 
 export function assertNever(x: never): never {

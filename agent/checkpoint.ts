@@ -35,7 +35,7 @@
  *    `log` and fsyncs the directory. It runs inside the writer between batches, so no append
  *    interleaves; a crash leaves the old or the new log, each complete.
  */
-import { close, fsync, open, write } from 'node:fs';
+import { close, fsync, open, rmdir, unlink, write } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -200,7 +200,7 @@ export class Checkpoint {
    * lost task record to the next recovery.
    */
   async removeTask(fid: string, tid: string, runDir?: string): Promise<void> {
-    if (runDir) await rm(runDir, { recursive: true, force: true });
+    if (runDir) await removeRunDir(runDir);
     const k = key(fid, tid);
     const m = this.mirror.get(k);
     if (m) this.liveBytes -= sum(m.lines);
@@ -497,6 +497,17 @@ async function writeAll(fd: number, data: string): Promise<void> {
     const n = await new Promise<number>((resolve, reject) => write(fd, buf, 0, buf.length, null, (e, w) => (e ? reject(e) : resolve(w))));
     buf = buf.subarray(n);
   }
+}
+
+/**
+ * Removes a run dir. It normally holds just the exit record: unlink + rmdir (two thread-pool ops)
+ * instead of `rm -r`'s lstat/readdir walk; anything else there (exit.tmp of a supervisor killed
+ * mid-record, or a missing dir) falls back to the recursive removal.
+ */
+function removeRunDir(dir: string): Promise<void> {
+  return new Promise<void>((resolve) => unlink(`${dir}/exit`, () => rmdir(dir, (e) => {
+    if (e) resolve(rm(dir, { recursive: true, force: true })); else resolve();
+  })));
 }
 
 /** fsync of a file or directory by path (rare calls: agent.json, compaction, first start). */

@@ -18,7 +18,7 @@
  * Acks are appended without fsync: losing one to a crash only makes the agent
  * resend an update the framework already has, which it dedupes by uuid.
  */
-import { randomBytes } from 'node:crypto';
+import { newUuidBase64 } from '../proto/uuid.js';
 import type { Clock, TimerHandle } from '../proto/clock.js';
 import { silentLogger, type Logger } from '../proto/log.js';
 import { isTerminal, type StatusUpdateMessage } from '../proto/types.js';
@@ -56,9 +56,8 @@ interface Stream {
   terminated: boolean;
 }
 
-export function newUuid(): string {
-  return randomBytes(16).toString('base64');
-}
+/** A fresh uuid for a status update (16 bytes, base64). */
+export const newUuid = newUuidBase64;
 
 const key = (fid: string, tid: string): string => `${fid}\u0000${tid}`;
 

@@ -11,7 +11,7 @@ import { Resources } from '../proto/resources.js';
 import { silentLogger } from '../proto/log.js';
 import { Master } from '../master/master.js';
 import { MemoryRegistry } from '../master/registry/types.js';
-import { newUuidBase64 } from '../master/ids.js';
+import { newUuidBase64 } from '../proto/uuid.js';
 import type { Conn } from '../proto/transport/types.js';
 import type { AgentToMaster, MasterToAgent, Event, Offer, TaskInfo } from '../proto/types.js';
 

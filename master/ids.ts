@@ -1,11 +1,9 @@
 /**
- * Id and uuid helpers. Master ids look like Mesos's (`<date>-<time>-<rand>`),
+ * Id helpers. Master ids look like Mesos's (`<date>-<time>-<rand>`),
  * agent ids `<master>-S<n>`, framework ids `<master>-<nnnn>`, offer ids
  * `<master>-O<n>`; counters are per master incarnation, and the master id
  * changes on every start, so ids never repeat across restarts.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-
 export function newMasterId(now: number, rand: () => number = Math.random): string {
   const d = new Date(now);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -14,13 +12,3 @@ export function newMasterId(now: number, rand: () => number = Math.random): stri
   return `${date}-${time}-${Math.floor(rand() * 2 ** 31)}-${process.pid}`;
 }
 
-/** A fresh RFC 4122 uuid as the 16 raw bytes in base64 (the JSON form of TaskStatus.uuid). */
-export function newUuidBase64(): string {
-  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64');
-}
-
-export function isUuidBase64(s: string): boolean {
-  return /^[A-Za-z0-9+/]{22}==$/.test(s) && Buffer.from(s, 'base64').length === 16;
-}
-
-export function randomHex(bytes: number): string { return randomBytes(bytes).toString('hex'); }

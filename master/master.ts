@@ -33,7 +33,8 @@ import type { Allocator, OfferPlan } from './allocator/types.js';
 import { HierarchicalAllocator } from './allocator/hierarchical.js';
 import { MemoryRegistry, type Registry } from './registry/types.js';
 import { frameworkRoles, idError, validateFrameworkInfo, validateTask } from './validation.js';
-import { isUuidBase64, newMasterId } from './ids.js';
+import { newMasterId } from './ids.js';
+import { isUuidBase64 } from '../proto/uuid.js';
 
 export const MASTER_VERSION = '0.1.0';
 

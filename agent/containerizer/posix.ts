@@ -36,8 +36,7 @@
  *    reported as SIGKILL: the price of a shell supervisor).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { BerthError } from '../../proto/errors.js';
 import { RealClock, type Clock, type TimerHandle } from '../../proto/clock.js';
@@ -406,7 +405,9 @@ export class PosixContainerizer implements Containerizer {
     c.endedAt = process.hrtime.bigint();
     let exit: ContainerExit;
     try {
-      const rec = JSON.parse(await readFile(`${c.record.runDir}/exit`, 'utf8')) as { exitCode?: unknown; signal?: unknown };
+      // Read synchronously: a few dozen bytes the supervisor just wrote (page cache). Four
+      // thread-pool round trips (open, fstat, read, close) cost the event loop more than the read.
+      const rec = JSON.parse(readFileSync(`${c.record.runDir}/exit`, 'utf8')) as { exitCode?: unknown; signal?: unknown };
       exit = {
         exitCode: typeof rec.exitCode === 'number' ? rec.exitCode : null,
         signal: typeof rec.signal === 'string' ? rec.signal : null,

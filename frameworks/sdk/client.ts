@@ -263,7 +263,8 @@ export class Framework {
     if (back.length === 0) return;
     for (let i = this.parked.length - 1; i >= 0; i--) if (pred(this.parked[i]!)) this.parked.splice(i, 1);
     this.queue.unshift(...back);
-    if (!this.draining) void this.drain();
+    // Deliver on a later microtask: a callback must never run inside the `on()` that registers it.
+    queueMicrotask(() => { if (!this.draining) void this.drain(); });
   }
 
   private emit(ev: FrameworkEvent): void {

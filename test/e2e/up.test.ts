@@ -98,6 +98,7 @@ test('200 short tasks all reach FINISHED, each stdout holds ok, and every update
 
 test('usage of a running task reaches the master: /state carries its statistics and berth state shows them', async () => {
   const fw = await connect({ master: url, framework: { name: 'usage-check' } });
+  let launched = false;
   try {
     fw.on('offers', async (offers) => {
       const offer = offers[0]!;
@@ -106,14 +107,17 @@ test('usage of a running task reaches the master: /state carries its statistics 
         await fw.launch(offer, task({ id: 'usage-1', cmd: 'sleep 60', cpus: 0.1, mem: 64 }));
       }
     });
-    let launched = false;
     let stats: Record<string, number> | undefined;
     for (let i = 0; i < 150 && !stats; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const s = (await (await fetch(`${url}/state`)).json()) as { frameworks: { name: string; tasks: { id: string; statistics?: Record<string, number> }[] }[] };
       stats = s.frameworks.find((f) => f.name === 'usage-check')?.tasks.find((t) => t.id === 'usage-1')?.statistics;
     }
-    assert.ok(stats, 'statistics reported within 15 s');
+    if (!stats) {
+      const s = (await (await fetch(`${url}/state`)).json()) as { frameworks: { name: string; tasks: unknown[]; offers: unknown[] }[] };
+      const fwState = s.frameworks.find((f) => f.name === 'usage-check');
+      assert.unreachable(`no statistics within 15 s; launched=${launched}; framework: ${JSON.stringify(fwState)}`);
+    }
     assert.is(stats!.mem_limit_bytes, 64 * 2 ** 20, 'memory limit from the task resources');
     assert.ok((stats!.mem_rss_bytes ?? stats!.mem_total_bytes ?? 0) > 0, 'memory in use is measured');
     const { stdout } = await run(process.execPath, [cli, 'state', '--master', url]);

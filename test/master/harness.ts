@@ -14,7 +14,7 @@ import { Resources } from '../../proto/resources.js';
 import { Master, type FrameworkSink, type MasterOptions } from '../../master/master.js';
 import { MemoryRegistry, type Registry } from '../../master/registry/types.js';
 import { silentLogger } from '../../proto/log.js';
-import { newUuidBase64 } from '../../master/ids.js';
+import { newUuidBase64 } from '../../proto/uuid.js';
 
 export async function settle(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));

@@ -2,6 +2,7 @@
  * Facts about processes the containerizer needs to tell a live supervisor from
  * a recycled pid, and the exit record the supervisor leaves behind.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -41,7 +42,8 @@ export interface ExitRecord {
 export async function readExitRecord(runDir: string): Promise<ExitRecord | undefined> {
   let text: string;
   try {
-    text = await readFile(join(runDir, 'exit'), 'utf8');
+    // Synchronously: a few dozen bytes the supervisor just wrote (see posix.ts `ended`).
+    text = readFileSync(join(runDir, 'exit'), 'utf8');
   } catch {
     return undefined;
   }
