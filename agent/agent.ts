@@ -18,7 +18,6 @@
  *    the link and redials with backoff and jitter, then reregisters.
  */
 import { randomUUID } from 'node:crypto';
-import { close, existsSync, open } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
@@ -33,6 +32,7 @@ import {
 } from '../proto/types.js';
 import { Checkpoint, type RecoveredTask, type TaskCheckpoint } from './checkpoint.js';
 import type { ContainerExit, ContainerRecord, Containerizer } from './containerizer/types.js';
+import { hasExitRecord } from './containerizer/files.js';
 import { SandboxFiles } from './files.js';
 import { startAgentHttp, type AgentHttpServer, type MonitorEntry } from './http.js';
 import { idError } from './ids.js';
@@ -303,8 +303,8 @@ export class Agent {
 
   /**
    * The agent died after checkpointing a task but before its container record was durable. The
-   * supervisor may exist (its argv names the run dir, which is unique to this task): adopt it like
-   * any recorded container. If none is found, the run dir's exit record (if any) tells how the task
+   * supervisor may exist (its argv names the run path, which is unique to this task): adopt it like
+   * any recorded container. If none is found, its exit record (if any) tells how the task
    * ended; without one the task is reported lost. Never relaunched.
    */
   private async recoverInterruptedLaunch(entry: TaskEntry, rt: RecoveredTask): Promise<void> {
@@ -318,7 +318,7 @@ export class Agent {
     }
     const record: ContainerRecord = { containerId: entry.containerId, pid, startTime, bootId: bootId(), sandbox: entry.sandbox, runDir: entry.runDir, limits: taskLimits(entry.task) };
     this.log.warn({ task: rt.taskId, framework: rt.frameworkId, pid: pid || null }, 'Task launch was interrupted by an agent restart; recovering it');
-    if (pid === 0 && !existsSync(`${entry.runDir}/exit`)) {
+    if (pid === 0 && !hasExitRecord(entry.runDir)) {
       await this.terminal(entry, 'TASK_LOST', 'SOURCE_AGENT', 'REASON_AGENT_RESTARTED', 'The agent restarted while launching the task and found no trace of it running');
       return;
     }
@@ -493,20 +493,19 @@ export class Agent {
     const fwChanged = JSON.stringify(this.frameworks.get(fid)) !== JSON.stringify(framework);
     this.frameworks.set(fid, framework);
     // One batch of the checkpoint log carries the framework, the task and its STARTING (and those
-    // of every other task launched meanwhile). The sandbox and run dir are created meanwhile on
-    // the thread pool; the run dir after its task's record was appended (see checkpoint.ts).
+    // of every other task launched meanwhile). The agent's process creates no file of the launch:
+    // the containerizer makes the sandbox (normally the supervisor does, on its own core), and the
+    // supervisor writes its exit record next to the others in meta/runs/ (see checkpoint.ts).
     const prepared = Promise.all([
       fwChanged ? this.checkpoint.writeFramework(framework) : undefined,
       this.checkpoint.writeTask({ framework_id: fid, executor_id: tid, container_id: containerId, sandbox: entry.sandbox, run_dir: entry.runDir, task }),
-      this.prepareSandbox(entry),
-      this.checkpoint.createRunDir(containerId),
     ]);
     const starting = this.updateFor(entry, 'TASK_STARTING');
     try {
       await prepared;
     } catch (e) {
       await starting;
-      await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_CONTAINER_LAUNCH_FAILED', `Cannot prepare the sandbox or checkpoint: ${(e as Error).message}`);
+      await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_CONTAINER_LAUNCH_FAILED', `Cannot checkpoint the task: ${(e as Error).message}`);
       return;
     }
     if (entry.killRequested) {
@@ -544,12 +543,6 @@ export class Agent {
     const killRequested = entry.killRequested as TaskEntry['killRequested'];
     if (killRequested) void this.destroyTask(entry, killRequested.graceMs);
     await Promise.all([recorded, starting, running]);
-  }
-
-  /** Creates the sandbox with empty stdout/stderr, on the thread pool (never blocking the event loop). */
-  private async prepareSandbox(entry: TaskEntry): Promise<void> {
-    await mkdir(entry.sandbox, { recursive: true });
-    await Promise.all([touch(`${entry.sandbox}/stdout`), touch(`${entry.sandbox}/stderr`)]);
   }
 
   /** Handles a Kill. Public for the same reason as `launch`. */
@@ -737,14 +730,6 @@ export class Agent {
       })),
     };
   }
-}
-
-/** Creates `path` if missing, leaving any content (open O_APPEND|O_CREAT + close: two thread-pool ops, no write). */
-function touch(path: string): Promise<void> {
-  return new Promise((resolve, reject) => open(path, 'a', (e, fd) => {
-    if (e) { reject(e); return; }
-    close(fd, (e2) => (e2 ? reject(e2) : resolve()));
-  }));
 }
 
 export function assertNever(x: never): never {

@@ -4,14 +4,18 @@
  *   meta/agent.json        agent id, boot id of the writer (replaced atomically; rarely written)
  *   meta/log               one append-only log for everything else, one JSON record per line:
  *                            {"t":"fw","fw":FrameworkInfo}
- *                            {"t":"task","task":TaskCheckpoint}             TaskInfo + container id, sandbox, run dir
+ *                            {"t":"task","task":TaskCheckpoint}             TaskInfo + container id, sandbox, run path
  *                            {"t":"ctr","f":fid,"k":tid,"r":ContainerRecord} supervisor identity (a cache)
  *                            {"t":"upd","u":StatusUpdateMessage}           a status update, before it is sent
  *                            {"t":"ack","f":fid,"k":tid,"uuid":…}          its acknowledgement
  *                            {"t":"forget","f":fid,"k":tid}                the task's stream closed; drop it
- *   meta/runs/<container>/ each container's run dir (its supervisor's exit record)
+ *   meta/runs/             one directory shared by all containers: <container>.exit is a
+ *                          container's exit record, written by its supervisor (tmp + rename),
+ *                          `meta/runs/<container>` its run path (ContainerSpec.runDir). Agents
+ *                          before this layout made a directory per container (<container>/exit);
+ *                          those are still read and removed.
  *
- * Why one log: per-task files cost ~6 metadata operations and 3 fsyncs per task (mkdir + parent
+ * Why one log and one runs directory: per-task files and directories cost ~6 metadata operations and 3 fsyncs per task (mkdir + parent
  * fsync, tmp/rename + dir fsync, per-stream opens), which made the agent's event loop the launch
  * bottleneck. With one log, records of all tasks appended while a write is in flight go out in
  * the next write with one fsync (group commit, as master/registry/file.ts), off the event loop.
@@ -25,17 +29,18 @@
  *  - A trailing line without its newline is a write torn by a crash: its fsync never returned, so
  *    nothing it held was acted on, and recovery drops it (in both modes). A complete line that
  *    does not parse is corruption: strict recovery stops with an error naming the file and line.
- *  - A run dir is created only for a task whose record was appended first, and its supervisor
- *    starts only after that record is durable. So a run dir that holds an exit record or names a
- *    live supervisor, yet has no task record, proves the log lost durable records (truncated or
- *    replaced): strict recovery refuses to start. An empty run dir without a supervisor is a launch
- *    that never happened (removed).
+ *  - A supervisor starts only after its task's record is durable, and only a supervisor writes
+ *    an exit record. So an exit record in meta/runs/, or a live supervisor naming a run path
+ *    there in its argv, without a task record proves the log lost durable records (truncated or
+ *    replaced): strict recovery refuses to start. The agent creates nothing per task there (an
+ *    empty run dir of an earlier agent, without a supervisor, is a launch that never happened:
+ *    removed).
  *  - Compaction rewrites the log from the in-memory mirror of live records (frameworks, and every
  *    record of each task not yet forgotten, in order) to `log.tmp`, fsyncs it, renames it over
  *    `log` and fsyncs the directory. It runs inside the writer between batches, so no append
  *    interleaves; a crash leaves the old or the new log, each complete.
  */
-import { close, fsync, open, rmdir, unlink, write } from 'node:fs';
+import { close, fsync, open, unlink, write } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -141,12 +146,8 @@ export class Checkpoint {
     this.compactBytes = opts.compactBytes ?? 4 * 1024 * 1024;
   }
 
-  /** A container's run dir (created by `createRunDir`). */
+  /** A container's run path: its supervisor writes `<runDir>.exit` (meta/runs/ exists once the log is open). */
   runDir(containerId: string): string { return join(this.runsDir, containerId); }
-
-  async createRunDir(containerId: string): Promise<void> {
-    await mkdir(this.runDir(containerId));
-  }
 
   async writeAgent(cp: AgentCheckpoint): Promise<void> {
     await this.ensureOpen();
@@ -178,7 +179,7 @@ export class Checkpoint {
   }
 
   /**
-   * The container record is a cache, not a source of truth: a supervisor names its run dir in its
+   * The container record is a cache, not a source of truth: a supervisor names its run path in its
    * argv, so recovery finds it without this record (see Agent.recoverInterruptedLaunch). It is
    * therefore not fsynced on its own (it becomes durable with the next synced batch).
    */
@@ -195,9 +196,9 @@ export class Checkpoint {
   }
 
   /**
-   * Forgets a task entirely (its stream is closed and its container gone). The run dir goes first:
-   * a forget record durable while the run dir (with its exit record) remained would look like a
-   * lost task record to the next recovery.
+   * Forgets a task entirely (its stream is closed and its container gone). The exit record goes
+   * first: a forget record durable while the exit record remained would look like a lost task
+   * record to the next recovery.
    */
   async removeTask(fid: string, tid: string, runDir?: string): Promise<void> {
     if (runDir) await removeRunDir(runDir);
@@ -374,7 +375,7 @@ export class Checkpoint {
     return this.opening;
   }
 
-  /** See the run-dir invariant: evidence of a lost record is an error (strict), else cleaned up. */
+  /** See the runs invariant: evidence of a lost record is an error (strict), else cleaned up. */
   private async checkRunDirs(state: RecoveredState): Promise<void> {
     let names: string[];
     try { names = await readdir(this.runsDir); } catch { return; }
@@ -383,31 +384,46 @@ export class Checkpoint {
       if (t.task) known.add(t.task.container_id);
       if (t.container) known.add(t.container.containerId);
     }
-    const unknown = names.filter((n) => !known.has(n));
-    if (unknown.length === 0) return;
+    /** Traces of containers without a task record: exit records, old-style run dirs, live supervisors. */
+    const traces = new Map<string, { files: string[]; dir: boolean; pids: number[] }>();
+    const trace = (cid: string): { files: string[]; dir: boolean; pids: number[] } => {
+      let t = traces.get(cid);
+      if (!t) { t = { files: [], dir: false, pids: [] }; traces.set(cid, t); }
+      return t;
+    };
+    for (const n of names) {
+      const cid = n.endsWith('.exit') ? n.slice(0, -5) : n.endsWith('.exit.tmp') ? n.slice(0, -9) : n;
+      if (known.has(cid)) continue;
+      if (cid === n) trace(cid).dir = true; else trace(cid).files.push(n);
+    }
+    // A running supervisor has written nothing here yet: find it by the run path in its argv.
+    const prefix = `${this.runsDir}/`;
     const snap = scanProc();
-    const holders = new Map<string, number[]>();
     for (const st of snap.byPid.values()) {
       if (st.sid !== st.pid || st.state === 'Z') continue;
-      const argv = readCmdline(st.pid);
-      for (const n of unknown) if (argv.includes(this.runDir(n))) holders.set(n, [...(holders.get(n) ?? []), st.pid]);
+      const arg = readCmdline(st.pid).find((a) => a.startsWith(prefix));
+      if (arg === undefined) continue;
+      const cid = arg.slice(prefix.length);
+      if (!known.has(cid) && !cid.includes('/')) trace(cid).pids.push(st.pid);
     }
-    for (const n of unknown) {
-      const dir = this.runDir(n);
-      const pids = holders.get(n) ?? [];
-      const files = await readdir(dir).catch(() => [] as string[]);
-      if (pids.length === 0 && files.length === 0) {
-        // A launch that never happened (the agent died before its record was durable).
-        await rm(dir, { recursive: true, force: true });
+    for (const [cid, t] of traces) {
+      const dir = this.runDir(cid);
+      const inDir = t.dir ? await readdir(dir).catch(() => [] as string[]) : [];
+      if (t.pids.length === 0 && t.files.length === 0 && inDir.length === 0) {
+        // An empty run dir of an earlier agent: a launch that never happened.
+        if (t.dir) await rm(dir, { recursive: true, force: true });
         continue;
       }
-      const detail = `container ${n} has a run dir (${pids.length > 0 ? `supervisor pid ${pids.join(',')}` : files.join(',')}) but no task record: records were lost (truncated or replaced log)`;
-      this.bad(state, this.logFile, detail);
+      const what = t.pids.length > 0 ? `supervisor pid ${t.pids.join(',')}` : [...t.files, ...inDir.map((f) => `${cid}/${f}`)].join(',');
+      this.bad(state, this.logFile, `container ${cid} has a run record (${what}) but no task record: records were lost (truncated or replaced log)`);
       // Non-strict: nothing can manage this container; it must not keep running unseen.
-      for (const pid of pids) {
+      for (const pid of t.pids) {
         for (const p of snap.bySid.get(pid) ?? []) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
       }
-      await rm(dir, { recursive: true, force: true });
+      await Promise.all([
+        rm(dir, { recursive: true, force: true }),
+        ...t.files.map((f) => rm(join(this.runsDir, f), { force: true })),
+      ]);
     }
   }
 
@@ -500,14 +516,14 @@ async function writeAll(fd: number, data: string): Promise<void> {
 }
 
 /**
- * Removes a run dir. It normally holds just the exit record: unlink + rmdir (two thread-pool ops)
- * instead of `rm -r`'s lstat/readdir walk; anything else there (exit.tmp of a supervisor killed
- * mid-record, or a missing dir) falls back to the recursive removal.
+ * Removes a container's exit record: one unlink. When there is none (the task never ran, or its
+ * supervisor died mid-record) the leftovers go: `.exit.tmp`, or the run dir of an earlier agent.
  */
-function removeRunDir(dir: string): Promise<void> {
-  return new Promise<void>((resolve) => unlink(`${dir}/exit`, () => rmdir(dir, (e) => {
-    if (e) resolve(rm(dir, { recursive: true, force: true })); else resolve();
-  })));
+function removeRunDir(runDir: string): Promise<void> {
+  return new Promise<void>((resolve) => unlink(`${runDir}.exit`, (e) => {
+    if (!e) { resolve(); return; }
+    resolve(Promise.all([rm(`${runDir}.exit.tmp`, { force: true }), rm(runDir, { recursive: true, force: true })]).then(() => undefined, () => undefined));
+  }));
 }
 
 /** fsync of a file or directory by path (rare calls: agent.json, compaction, first start). */

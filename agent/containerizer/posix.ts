@@ -6,7 +6,7 @@
  * Fallback: each container is owned by a `/bin/sh` wrapper spawned detached,
  * so it leads its own session (sid = pgid = its pid) and is not a process the
  * agent's death or a terminal's ^C can reach. The wrapper runs the task as its
- * foreground child, waits, writes `<runDir>/exit` atomically (exit.tmp, mv) as
+ * foreground child, waits, writes `<runDir>.exit` atomically (.exit.tmp, mv) as
  * `{"exitCode": N|null, "signal": "SIGX"|null}` — the format the linux shim
  * writes too — and exits. Cost per launch: one fork+exec of dash plus one fork
  * (+exec) for the task, i.e. about what Node pays to spawn the task itself; a
@@ -26,23 +26,27 @@
  *  - A recorded (pid, start time) is trusted only under the boot id it was
  *    recorded in: after a reboot the container is gone, whatever runs at that pid.
  *  - Once the task has ended the supervisor forks only to record the exit
- *    (`mv`, after writing exit.tmp). Killing therefore spares the supervisor's
- *    direct children once exit.tmp or exit exists: they are the recorder, not
+ *    (`mv`, after writing .exit.tmp). Killing therefore spares the supervisor's
+ *    direct children once .exit.tmp or .exit exists: they are the recorder, not
  *    the task. Before that file exists the supervisor's only child is the task.
  *    No other fork happens after the task: the signal name comes from a
  *    `case`, not from `$(kill -l)`.
+ *  - `launch` creates the sandbox and its stdout/stderr before it resolves: the
+ *    shim engine's supervisor does it (`-m`: off the agent's process, on the
+ *    core the supervisor runs on), the other engines before they start one.
  *  - A shell reports a death by signal N as status 128+N, so an exit status in
  *    129..159 is read as signal 1..31 (a task exiting with 137 on purpose is
  *    reported as SIGKILL: the price of a shell supervisor).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { BerthError } from '../../proto/errors.js';
 import { RealClock, type Clock, type TimerHandle } from '../../proto/clock.js';
 import { logger, type Logger } from '../../proto/log.js';
 import type { ResourceStatistics } from '../../proto/types.js';
 import { ProcTable, bootId, clockTicks, pageSize, readStat, type ProcSnapshot, type ProcStat } from '../proc.js';
+import { exitRecordPath, exitRecordTmpPath, prepareSandbox, readExitRecordText } from './files.js';
 import { findShim, ShimServer, type ServerStarted } from './shim-server.js';
 import type { ContainerExit, ContainerRecord, ContainerSpec, Containerizer, ExitReason } from './types.js';
 
@@ -56,7 +60,7 @@ const MV = findTool('mv') ?? 'mv';
 const SETSID = findTool('setsid');
 
 /**
- * The supervisor script. $1 = run dir, $2 = sandbox, $3 = container id, $4 = mode
+ * The supervisor script. $1 = run path (record: $1.exit), $2 = sandbox, $3 = container id, $4 = mode
  * ('sh': $5 is a shell command, run by `eval` in a subshell — what `sh -c` would
  * do, minus one exec; 'exec': $5… is argv, exec'd in a subshell so that a name
  * like `true` or `exit` runs the program, never a builtin of the supervisor).
@@ -79,7 +83,7 @@ if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then
   25) s=XFSZ;; 26) s=VTALRM;; 27) s=PROF;; 28) s=WINCH;; 29) s=IO;; 30) s=PWR;; 31) s=SYS;; esac
 fi
 if [ -n "$s" ]; then rec="{\\"exitCode\\":null,\\"signal\\":\\"SIG$s\\"}"; else rec="{\\"exitCode\\":$rc,\\"signal\\":null}"; fi
-printf '%s\\n' "$rec" >"$run/exit.tmp" && ${MV} -f "$run/exit.tmp" "$run/exit" 9>&-
+printf '%s\\n' "$rec" >"$run.exit.tmp" && ${MV} -f "$run.exit.tmp" "$run.exit" 9>&-
 { printf 'exit %s\\n' "$cid" >&9; } 2>/dev/null
 `;
 
@@ -191,6 +195,11 @@ export class PosixContainerizer implements Containerizer {
       this.ensurePoller();
       return record;
     }
+    try {
+      await prepareSandbox(spec.sandbox);
+    } catch (e) {
+      throw new BerthError('IO', `cannot create the sandbox: ${(e as Error).message}`);
+    }
     const cmd = spec.command;
     // Mesos: `arguments` is the full argv (argv[0] included); a shell cannot set argv[0], so it is dropped.
     const args = cmd.shell ? ['sh', cmd.value] : ['exec', cmd.value, ...(cmd.arguments ?? []).slice(1)];
@@ -206,11 +215,12 @@ export class PosixContainerizer implements Containerizer {
   private async launchViaShim(shim: ShimServer, spec: ContainerSpec): Promise<ContainerRecord> {
     const cmd = spec.command;
     // Mesos: `arguments` is the full argv, argv[0] included (the C supervisor can set it). A shell
-    // command keeps the 128+N rule below (-S); an exec'd program's signal is seen as it is.
+    // command keeps the 128+N rule below (-S); an exec'd program's signal is seen as it is. -m: the
+    // supervisor creates the sandbox and opens stdout/stderr itself before it reports.
     const [exe, argv] = cmd.shell ? ['/bin/sh', ['sh', '-c', cmd.value]] : [cmd.value, cmd.arguments?.length ? cmd.arguments : [cmd.value]];
     let s: ServerStarted;
     try {
-      s = await shim.start(spec.env, [...(cmd.shell ? ['-P', '-S'] : ['-P']), '-r', spec.runDir, '-s', spec.sandbox, '-e', exe, '--', ...argv]);
+      s = await shim.start(spec.env, [...(cmd.shell ? ['-P', '-S', '-m'] : ['-P', '-m']), '-r', spec.runDir, '-s', spec.sandbox, '-e', exe, '--', ...argv]);
     } catch (e) {
       throw e instanceof BerthError ? e : new BerthError('IO', `cannot start supervisor: ${(e as Error).message}`);
     }
@@ -407,7 +417,7 @@ export class PosixContainerizer implements Containerizer {
     try {
       // Read synchronously: a few dozen bytes the supervisor just wrote (page cache). Four
       // thread-pool round trips (open, fstat, read, close) cost the event loop more than the read.
-      const rec = JSON.parse(readFileSync(`${c.record.runDir}/exit`, 'utf8')) as { exitCode?: unknown; signal?: unknown };
+      const rec = JSON.parse(readExitRecordText(c.record.runDir)) as { exitCode?: unknown; signal?: unknown };
       exit = {
         exitCode: typeof rec.exitCode === 'number' ? rec.exitCode : null,
         signal: typeof rec.signal === 'string' ? rec.signal : null,
@@ -438,7 +448,10 @@ export class PosixContainerizer implements Containerizer {
     const live = this.members(c, snap);
     if (live.length === 0 || c.endedAt !== undefined) return live;
     // Checked after the scan: if no record file exists now, none existed at scan time.
-    const recording = existsSync(`${c.record.runDir}/exit.tmp`) || existsSync(`${c.record.runDir}/exit`);
+    const run = c.record.runDir;
+    const recording = existsSync(exitRecordTmpPath(run)) || existsSync(exitRecordPath(run))
+      // A supervisor of an earlier version (re-adopted) records in a run directory.
+      || (c.recovered && (existsSync(`${run}/exit.tmp`) || existsSync(`${run}/exit`)));
     return recording ? live.filter((p) => p.ppid !== c.record.pid) : live;
   }
 

@@ -13,9 +13,9 @@
  *  - `exited` of every started launch resolves exactly once, after the
  *    supervisor is gone: from the server's `exit` report, or — when the server
  *    died — from polling the supervisor's (pid, start time).
- *  - A supervisor's /proc/<pid>/cmdline names its run dir (it rewrites the
+ *  - A supervisor's /proc/<pid>/cmdline names its run path (it rewrites the
  *    server's padded argv), as the agent's recovery of interrupted launches
- *    and its run-dir checks expect of every engine.
+ *    and its checks of meta/runs expect of every engine.
  *  - Records carry strings NUL-separated, so no field may contain a NUL (the
  *    same strings `spawn` would refuse).
  */
@@ -109,7 +109,7 @@ export class ShimServer {
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
-    // The padding is argv room each supervisor overwrites with its own options (run dir first).
+    // The padding is argv room each supervisor overwrites with its own options (run path included).
     const child = spawn(this.path, ['--server', ' '.repeat(CMDLINE_ROOM)], { stdio: ['pipe', 'pipe', 'ignore'], env: {} });
     let buf = '';
     child.stdout!.setEncoding('utf8');

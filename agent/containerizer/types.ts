@@ -5,9 +5,13 @@
  *
  * Ownership invariant: every task process is owned by a small supervisor (a
  * shell wrapper for posix, the `berth-shim` for linux) that is NOT killed with
- * the agent and that records the task's exit status in `<runDir>/exit` (see
- * ExitRecord). So a restarted agent can always learn how a task ended, even if
+ * the agent and that records the task's exit status in `<runDir>.exit` (see
+ * files.ts). So a restarted agent can always learn how a task ended, even if
  * it ended while the agent was down.
+ *
+ * Sandbox invariant: `launch` creates the sandbox (mkdir -p) with its `stdout`
+ * and `stderr` before it resolves, so the sandbox exists once a task is
+ * reported RUNNING; the agent creates no file of a launch itself.
  */
 import type { ResourceStatistics } from '../../proto/types.js';
 
@@ -28,9 +32,13 @@ export interface ContainerLimits {
 
 export interface ContainerSpec {
   containerId: string;
-  /** The task's sandbox; exists before launch, holds `stdout` and `stderr` files the task writes to. */
+  /** The task's sandbox; created (with parents) by `launch`, holds `stdout` and `stderr` files the task writes to. */
   sandbox: string;
-  /** Private directory of this container for the supervisor's records (pid, exit). Exists before launch. */
+  /**
+   * This container's run path, unique to it: its supervisor writes the exit record to `<runDir>.exit`
+   * (its directory exists before launch; see files.ts) and names it in its argv, by which a
+   * restarted agent finds a supervisor whose container record was not yet written.
+   */
   runDir: string;
   command: CommandSpec;
   /** Full environment of the task (the agent has already added MESOS_*, PORT*, ...). */
@@ -57,7 +65,7 @@ export interface ContainerExit {
   reason?: ExitReason;
   /** Human-readable detail, e.g. "Memory limit 64 MiB exceeded: peak 256.1 MiB". */
   message?: string;
-  /** True when the exit was learned from `<runDir>/exit` after an agent restart rather than observed live. */
+  /** True when the exit was learned from the exit record after an agent restart rather than observed live. */
   recovered?: boolean;
 }
 

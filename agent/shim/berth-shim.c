@@ -21,17 +21,23 @@
  *    kill inside the container can never take the exit record with it.
  *  - The supervisor does not depend on the agent: it ignores SIGPIPE/SIGHUP,
  *    reports launch success on fd 3 once and closes it, so an agent crash
- *    changes nothing for the task. It writes <runDir>/exit atomically
- *    (write exit.tmp, rename) as {"exitCode": N|null, "signal": "SIGX"|null}
- *    and exits; the record is the single source of truth for how the task ended.
+ *    changes nothing for the task. It writes RUN.exit atomically (write
+ *    RUN.exit.tmp, rename; RUN is the -r path, one per container in a shared
+ *    directory) as {"exitCode": N|null, "signal": "SIGX"|null} and exits; the
+ *    record is the single source of truth for how the task ended.
  *  - When the task (pid 1 of its namespace) ends, the kernel kills every other
  *    process of that namespace, including ones that called setsid().
  *
  * Usage:
- *   berth-shim -r RUNDIR -s SANDBOX [-c CGROUP_PROCS_FILE]... [-h HOSTNAME]
- *              [-u UID -g GID] [-G gid,gid,...] [-U HOSTUID:COUNT] [-n] [-t]
+ *   berth-shim -r RUN -s SANDBOX [-c CGROUP_PROCS_FILE]... [-h HOSTNAME]
+ *              [-u UID -g GID] [-G gid,gid,...] [-U HOSTUID:COUNT] [-n] [-t] [-m]
  *              [-k CAPMASK_HEX] [-o UID:GID] -e EXECUTABLE -- ARGV0 [ARGS...]
  *   The task's environment is the shim's own environment.
+ *   -r: the exit record is RUN.exit (its directory must exist).
+ *   -m: create the sandbox (mkdir -p, mode 0777 & ~umask) before anything
+ *       else; stdout/stderr are always created there (O_CREAT|O_APPEND). Done
+ *       here, the agent's process makes none of a launch's files, and they
+ *       exist before "ok" is reported.
  *   -U: run in a new user namespace mapping ids 0..COUNT-1 to HOSTUID..;
  *       -u/-g are then ids INSIDE the namespace.
  *   -o: chown the sandbox and its stdout/stderr to this host owner (the
@@ -57,7 +63,7 @@
  *     "err TAG <message>"
  *     "exit TAG"   (the supervisor was reaped: its exit record is written)
  *   Each supervisor rewrites the inherited argv area (PADDING reserves room)
- *   with its options, so its /proc cmdline names its run dir like a spawned
+ *   with its options, so its /proc cmdline names its run path like a spawned
  *   shim's. On EOF it exits at once; running supervisors are reparented and go on
  *   (they never depend on the server or the agent).
  */
@@ -132,7 +138,7 @@ static const char *signame(int sig) {
 }
 
 struct opts {
-  const char *run_dir, *sandbox, *hostname, *exe;
+  const char *run, *sandbox, *hostname, *exe;
   const char *cgroups[MAX_CGROUPS];
   int n_cgroups;
   uid_t uid;
@@ -142,7 +148,7 @@ struct opts {
   int n_groups;
   long userns_host, userns_count; /* userns_count > 0: new user namespace */
   long owner_uid, owner_gid;      /* -o; -1 = leave ownership alone */
-  int netns, private_tmp, plain, shell_status;
+  int netns, private_tmp, plain, shell_status, make_sandbox;
   uint64_t keep_caps;
   char **argv;
 };
@@ -300,7 +306,7 @@ static unsigned long long self_starttime(void) {
 
 /* `shell_status`: the task is a shell, which reports a child's death by signal N as exit status
  * 128+N; read 129..159 as that signal (the posix containerizer's rule for shell commands). */
-static void write_exit(const char *run_dir, int status, int shell_status) {
+static void write_exit(const char *run, int status, int shell_status) {
   char tmp[4096], dst[4096], body[128];
   int n;
   if (shell_status && WIFEXITED(status) && WEXITSTATUS(status) > 128 && WEXITSTATUS(status) < 160)
@@ -308,13 +314,26 @@ static void write_exit(const char *run_dir, int status, int shell_status) {
   else if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null}\n", WEXITSTATUS(status));
   else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WTERMSIG(status)));
   else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null}\n");
-  snprintf(tmp, sizeof tmp, "%s/exit.tmp", run_dir);
-  snprintf(dst, sizeof dst, "%s/exit", run_dir);
+  snprintf(tmp, sizeof tmp, "%s.exit.tmp", run);
+  snprintf(dst, sizeof dst, "%s.exit", run);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   ssize_t w = write(fd, body, (size_t)n);
   close(fd);
   if (w == n) rename(tmp, dst);
+}
+
+/* mkdir -p: creates `path` and any missing parent (racing creators are fine: EEXIST). */
+static int mkdir_p(char *path) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return -1;
+  char *slash = strrchr(path, '/');
+  if (!slash || slash == path) return -1;
+  *slash = 0;
+  int r = mkdir_p(path);
+  *slash = '/';
+  if (r < 0) return -1;
+  return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 /* The supervisor: parses the options, starts the task, reports, waits, records the exit.
@@ -338,10 +357,11 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
     if (f == 't') { o.private_tmp = 1; continue; }
     if (f == 'P') { o.plain = 1; continue; }
     if (f == 'S') { o.shell_status = 1; continue; }
+    if (f == 'm') { o.make_sandbox = 1; continue; }
     if (i + 1 >= argc) fail("-%c needs a value", f);
     const char *v = argv[++i];
     switch (f) {
-      case 'r': o.run_dir = v; break;
+      case 'r': o.run = v; break;
       case 's': o.sandbox = v; break;
       case 'h': o.hostname = v; break;
       case 'e': o.exe = v; break;
@@ -382,7 +402,7 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
       default: fail("unknown option -%c", f);
     }
   }
-  if (!o.run_dir || !o.sandbox || !o.exe) fail("-r, -s and -e are required");
+  if (!o.run || !o.sandbox || !o.exe) fail("-r, -s and -e are required");
   if (i >= argc) fail("missing task argv after --");
   if (o.have_ids != 0 && o.have_ids != 3) fail("-u and -g go together");
   o.have_ids = o.have_ids == 3;
@@ -391,6 +411,11 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
   /* Detached from the agent's session (the agent spawns us detached; this is
    * belt and braces when started otherwise). */
   setsid();
+  if (o.make_sandbox) {
+    char *copy = strdup(o.sandbox);
+    if (!copy || mkdir_p(copy) < 0) fail("create sandbox %s: %s", o.sandbox, strerror(errno));
+    free(copy);
+  }
   if (cd_sandbox && chdir(o.sandbox) < 0) fail("chdir %s: %s", o.sandbox, strerror(errno));
 
   char path[4096];
@@ -502,7 +527,7 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
     if (r == child) break;
     if (r < 0 && errno != EINTR) { status = 0; break; }
   }
-  write_exit(o.run_dir, status, o.shell_status);
+  write_exit(o.run, status, o.shell_status);
   _exit(0);
 }
 
@@ -510,7 +535,7 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
 
 static int sigchld_pipe[2] = { -1, -1 };
 /* The server's argv area (the agent pads it): a supervisor rewrites it with its own options so
- * /proc/<pid>/cmdline names its run dir, as a spawned shim's does (the agent finds supervisors of
+ * /proc/<pid>/cmdline names its run path (-r), as a spawned shim's does (the agent finds supervisors of
  * interrupted launches by that). */
 static char *argv_area;
 static size_t argv_area_len;

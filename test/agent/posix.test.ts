@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PosixContainerizer } from '../../agent/containerizer/posix.js';
+import { hasExitRecord, readExitRecord } from '../../agent/containerizer/files.js';
 import type { ContainerSpec } from '../../agent/containerizer/types.js';
 import { killEverythingUnder, pidAlive, sessionAlive, tempDir } from './harness.js';
 import { waitFor } from './fake-master.js';
@@ -11,10 +12,9 @@ let n = 0;
 function spec(dir: string, command: string, memMiB = 0): ContainerSpec {
   const id = `c${++n}`;
   const sandbox = join(dir, id, 'sandbox');
-  const runDir = join(dir, id, 'run');
-  mkdirSync(sandbox, { recursive: true });
-  mkdirSync(runDir, { recursive: true });
-  for (const f of ['stdout', 'stderr']) writeFileSync(join(sandbox, f), '');
+  // The containerizer creates the sandbox (with its parents); the run path's directory exists.
+  const runDir = join(dir, 'run', id);
+  mkdirSync(join(dir, 'run'), { recursive: true });
   return { containerId: id, sandbox, runDir, command: { shell: true, value: command }, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, limits: { cpus: 1, memMiB } };
 }
 
@@ -35,8 +35,8 @@ test('the supervisor writes the shared exit record format: exit code or signal n
   assert.equal(await cz.wait(a.containerId), { exitCode: 3, signal: null });
   assert.equal(await cz.wait(b.containerId), { exitCode: null, signal: 'SIGKILL' });
   assert.equal(await cz.wait(c.containerId), { exitCode: 0, signal: null });
-  assert.is(readFileSync(join(a.runDir, 'exit'), 'utf8'), '{"exitCode":3,"signal":null}\n');
-  assert.is(readFileSync(join(b.runDir, 'exit'), 'utf8'), '{"exitCode":null,"signal":"SIGKILL"}\n');
+  assert.is(readFileSync(`${a.runDir}.exit`, 'utf8'), '{"exitCode":3,"signal":null}\n');
+  assert.is(readFileSync(`${b.runDir}.exit`, 'utf8'), '{"exitCode":null,"signal":"SIGKILL"}\n');
   assert.is(readFileSync(join(c.sandbox, 'stdout'), 'utf8'), 'out\n');
   assert.is(readFileSync(join(c.sandbox, 'stderr'), 'utf8'), 'err\n');
 }));
@@ -90,6 +90,23 @@ test('memory limit sampling destroys an over-limit container with the memory rea
   assert.is(exit.reason, 'REASON_CONTAINER_LIMITATION_MEMORY');
   assert.match(exit.message!, /^Memory limit 16 MiB exceeded: usage \d+\.\d MiB$/);
   await waitFor(() => !sessionAlive(rec.pid), 'container gone');
+}));
+
+test('launch creates the sandbox and its stdout/stderr (sandbox missing, its parents too); a run dir of an earlier agent is still read', () => withDir(async (dir, cz) => {
+  const s = spec(dir, 'sleep 0.3');
+  await cz.launch(s);
+  // Reported started: the sandbox exists with both files, whatever the engine.
+  assert.is(readFileSync(join(s.sandbox, 'stdout'), 'utf8'), '');
+  assert.is(readFileSync(join(s.sandbox, 'stderr'), 'utf8'), '');
+  assert.equal(await cz.wait(s.containerId), { exitCode: 0, signal: null });
+  assert.ok(hasExitRecord(s.runDir));
+  // The layout of earlier agents: <runDir>/exit.
+  const old = join(dir, 'old-run');
+  mkdirSync(old);
+  assert.not.ok(hasExitRecord(old));
+  writeFileSync(join(old, 'exit'), '{"exitCode":null,"signal":"SIGTERM"}\n');
+  assert.ok(hasExitRecord(old));
+  assert.equal(readExitRecord(old), { exitCode: null, signal: 'SIGTERM' });
 }));
 
 test.run();

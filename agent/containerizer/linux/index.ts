@@ -16,7 +16,7 @@
  *    so the exit record (written before the supervisor exits) is complete.
  *  - The OOM verdict is read before the cgroup is removed.
  */
-import { chown, open } from 'node:fs/promises';
+import { chown, mkdir, open } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../../proto/errors.js';
@@ -34,6 +34,7 @@ import { V2Hierarchy } from './cgroups/v2.js';
 import { bootId, catchesSigterm, isSameProcess, procStartTime, readExitRecord } from './proc.js';
 import { locateShellTools, locateShim, shimArgs, startSupervisor, type Engine, type ShimLaunch, type Started } from './shim.js';
 import { ShimServer } from '../shim-server.js';
+import { prepareSandbox } from '../files.js';
 import { resolveUser } from './users.js';
 
 export { probeLinux, type LinuxProbe } from './probe.js';
@@ -203,8 +204,10 @@ export class LinuxContainerizer implements Containerizer {
     return { launch: { uid: u.uid, gid: u.gid, groups: u.groups }, owner: { uid: u.uid, gid: u.gid } };
   }
 
-  /** The sandbox and its stdout/stderr belong to the task's (host-mapped) user. */
-  private async ownSandbox(sandbox: string, owner: { uid: number; gid: number }): Promise<void> {
+  /** Creates the sandbox; with `owner`, it and its stdout/stderr then belong to the task's (host-mapped) user. */
+  private async makeSandbox(sandbox: string, owner?: { uid: number; gid: number }): Promise<void> {
+    if (!owner) { await prepareSandbox(sandbox); return; }
+    await mkdir(sandbox, { recursive: true });
     const own = async (f: string): Promise<void> => {
       const fh = await open(f, 'a', 0o644);
       try {
@@ -232,10 +235,12 @@ export class LinuxContainerizer implements Containerizer {
     try {
       await hier.create(cg);
       const subOpts = { enableCfs: this.opts.enableCfs, pidsMax: this.opts.pidsMax };
-      // The shim chowns the sandbox itself (synchronous syscalls, no thread-pool round trips).
+      // A server-forked shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on
+      // its own core, no thread-pool round trips of the agent). A spawned one starts in it.
+      const viaServer = engine.kind === 'shim' && this.useServer;
       await Promise.all([
         ...SUBSYSTEMS.map((s) => s.prepare(cg, hier.fs, spec.limits, subOpts)),
-        engine.kind === 'shell' ? this.ownSandbox(spec.sandbox, ids.owner) : undefined,
+        viaServer ? undefined : this.makeSandbox(spec.sandbox, engine.kind === 'shell' ? ids.owner : undefined),
       ]);
       const argv = spec.command.shell ? ['sh', '-c', spec.command.value] : spec.command.arguments?.length ? spec.command.arguments : [spec.command.value];
       const exe = spec.command.shell ? '/bin/sh' : spec.command.value;
@@ -250,11 +255,12 @@ export class LinuxContainerizer implements Containerizer {
         privateTmp: spec.privateTmp === true,
         keepCaps: this.keepCaps,
         owner: ids.owner,
+        makeSandbox: viaServer,
         exe,
         argv,
         env: spec.env,
       };
-      started = engine.kind === 'shim' && this.useServer ? await this.startViaServer(engine.path, launch) : await startSupervisor(engine, launch);
+      started = viaServer ? await this.startViaServer(engine.path, launch) : await startSupervisor(engine, launch);
     } catch (err) {
       // Nothing of a failed launch may remain: kill whatever joined, remove the cgroup.
       await killAll(hier, cg, 5000).catch(() => undefined);

@@ -2,9 +2,8 @@
  * Facts about processes the containerizer needs to tell a live supervisor from
  * a recycled pid, and the exit record the supervisor leaves behind.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readExitRecord as readExitRecordSync } from '../files.js';
 
 let bootIdCache: string | undefined;
 
@@ -33,29 +32,15 @@ export async function isSameProcess(pid: number, startTime: number): Promise<boo
   return (await procStartTime(pid)) === startTime;
 }
 
-/** The supervisor's exit record (`<runDir>/exit`): the format shared with the posix containerizer. */
+/** The supervisor's exit record (`<runDir>.exit`, see ../files.ts): the format shared with the posix containerizer. */
 export interface ExitRecord {
   exitCode: number | null;
   signal: string | null;
 }
 
 export async function readExitRecord(runDir: string): Promise<ExitRecord | undefined> {
-  let text: string;
-  try {
-    // Synchronously: a few dozen bytes the supervisor just wrote (see posix.ts `ended`).
-    text = readFileSync(join(runDir, 'exit'), 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const v = JSON.parse(text) as Partial<ExitRecord>;
-    return {
-      exitCode: typeof v.exitCode === 'number' ? v.exitCode : null,
-      signal: typeof v.signal === 'string' ? v.signal : null,
-    };
-  } catch {
-    return undefined;
-  }
+  // Synchronously: a few dozen bytes the supervisor just wrote (see posix.ts `ended`).
+  return readExitRecordSync(runDir);
 }
 
 /** Whether `pid` has a SIGTERM handler (SigCgt bit 15); a pid-namespace init without one never sees SIGTERM from outside. */

@@ -34,6 +34,8 @@ export interface ShimLaunch {
   keepCaps: bigint;
   /** Host owner of the sandbox and its stdout/stderr (the shim chowns them; the shell engine leaves it to the caller). */
   owner: { uid: number; gid: number };
+  /** The shim creates the sandbox (mkdir -p) itself (`-m`); otherwise it must exist before the start. */
+  makeSandbox?: boolean;
   exe: string;
   argv: string[];
   env: Record<string, string>;
@@ -130,6 +132,7 @@ export function shimArgs(l: ShimLaunch): string[] {
   if (l.userns) a.push('-U', `${l.userns.hostUid}:${l.userns.count}`);
   if (l.netns) a.push('-n');
   if (l.privateTmp) a.push('-t');
+  if (l.makeSandbox) a.push('-m');
   a.push('-o', `${l.owner.uid}:${l.owner.gid}`);
   a.push('-k', l.keepCaps.toString(16), '-e', l.exe, '--', ...l.argv);
   return a;
@@ -149,7 +152,7 @@ exec 3>&-
 c=$?
 if [ $c -gt 128 ]; then r="{\\"exitCode\\":null,\\"signal\\":\\"SIG$(kill -l $((c - 128)))\\"}"
 else r="{\\"exitCode\\":$c,\\"signal\\":null}"; fi
-printf '%s\\n' "$r" > "$rd/exit.tmp" && "$mv" -f "$rd/exit.tmp" "$rd/exit"
+printf '%s\\n' "$r" > "$rd.exit.tmp" && "$mv" -f "$rd.exit.tmp" "$rd.exit"
 `;
 
 /** Runs inside the new namespaces: hostname, private /tmp, then the privilege drop via setpriv. */

@@ -45,8 +45,8 @@ let seq = 0;
 function spec(command: string, extra: Partial<ContainerSpec> = {}): ContainerSpec {
   const id = extra.containerId ?? `t${++seq}`;
   const dir = join(base, id);
-  mkdirSync(join(dir, 'sandbox'), { recursive: true });
-  mkdirSync(join(dir, 'run'), { recursive: true });
+  // The containerizer creates the sandbox; the run path's directory exists.
+  mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
   return {
     containerId: id,
@@ -152,7 +152,7 @@ rootTest('root: inside the task pid 1 is the task, hostname is configured, id -u
   assert.is(lines[7], '3');
   // private /tmp: only the file just written.
   assert.is(lines[8], '1');
-  assert.ok(readFileSync(join(s.runDir, 'exit'), 'utf8').includes('"exitCode":0'));
+  assert.ok(readFileSync(`${s.runDir}.exit`, 'utf8').includes('"exitCode":0'));
 });
 
 rootTest('root: a task asking for root is uid 0 inside, unprivileged on the host, and cannot write a root-owned host file', async () => {
