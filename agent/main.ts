@@ -16,19 +16,14 @@ import type { Dialer } from '../proto/transport/types.js';
 import type { Clock } from '../proto/clock.js';
 import { Agent } from './agent.js';
 import type { Containerizer } from './containerizer/types.js';
+// Type only (erased at run time): the linux module itself is loaded dynamically below.
+import type { LinuxContainerizerOptions } from './containerizer/linux/index.js';
 import { PosixContainerizer } from './containerizer/posix.js';
 
 export type ContainerizerChoice = 'posix' | 'linux' | 'auto';
 
 /** Agent flags that shape linux isolation (`--cgroups-enable-cfs`, `--pids-max`, `--allow-host-root`, …). */
-export interface LinuxIsolationOptions {
-  enableCfs?: boolean;
-  pidsMax?: number;
-  allowHostRoot?: boolean;
-  allowedUsers?: string[];
-  uidRange?: { start: number; count: number };
-  capabilities?: string[];
-}
+export type LinuxIsolationOptions = Pick<LinuxContainerizerOptions, 'enableCfs' | 'pidsMax' | 'allowHostRoot' | 'allowedUsers' | 'uidRange' | 'capabilities'>;
 
 export interface StartAgentOptions {
   /** Master address `host:port` (ignored when `dialer` is given). */
