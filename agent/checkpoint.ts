@@ -129,6 +129,8 @@ export class Checkpoint {
   private opening: Promise<void> | undefined;
   private queue: Pending[] = [];
   private writing = false;
+  /** Set by close(): later appends are dropped (see close). Cleared by recover(). */
+  private closed = false;
   /** Bytes in the log file (written), and of live records in the mirror. */
   private fileBytes = 0;
   private liveBytes = 0;
@@ -201,6 +203,8 @@ export class Checkpoint {
    * record to the next recovery.
    */
   async removeTask(fid: string, tid: string, runDir?: string): Promise<void> {
+    // A stopped agent forgets nothing: the next run recovers the task and closes it then.
+    if (this.closed) return;
     if (runDir) await removeRunDir(runDir);
     const k = key(fid, tid);
     const m = this.mirror.get(k);
@@ -214,13 +218,19 @@ export class Checkpoint {
     while (this.writing || this.queue.length > 0) await new Promise((r) => setImmediate(r));
   }
 
-  /** Closes the log file (after draining). The Checkpoint can be reopened by any later call. */
+  /**
+   * Closes the log file (after draining). Invariant: after close nothing is written — late
+   * appends (an acknowledgement racing the agent's stop) are dropped rather than recreating a
+   * work dir that may already be gone; `recover()` reopens the checkpoint for a new run.
+   */
   async close(): Promise<void> {
+    this.closed = true;
     await this.drain();
     if (this.fd >= 0) { closeSync(this.fd); this.fd = -1; this.opening = undefined; }
   }
 
   async recover(): Promise<RecoveredState> {
+    this.closed = false;
     const state: RecoveredState = { frameworks: new Map(), tasks: [], skipped: [] };
     const agentFile = join(this.metaDir, 'agent.json');
     const agent = await this.readAgent(agentFile, state);
@@ -298,6 +308,10 @@ export class Checkpoint {
 
   /** Queues lines for the writer; the promise settles when their batch is written (and fsynced if `sync`). */
   private append(lines: string[], sync: boolean): Promise<void> {
+    if (this.closed) {
+      this.log.debug({ records: lines.length }, 'Checkpoint closed: dropping late records');
+      return Promise.resolve();
+    }
     this.stats.records += lines.length;
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ bytes: lines.join('\n') + '\n', sync, resolve, reject });
