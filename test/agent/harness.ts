@@ -4,6 +4,8 @@
  * nothing behind even when the test failed (every container destroyed, every
  * session under the work dir killed, the work dir removed).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,4 +93,25 @@ export function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); } catch { return false; }
   const st = scanProc().byPid.get(pid);
   return st !== undefined && st.state !== 'Z';
+}
+
+const runnerScript = fileURLToPath(new URL('./agent-runner.js', import.meta.url));
+
+/**
+ * Starts a real agent process (test/agent/agent-runner.ts) against `master`; resolves with its
+ * HTTP endpoint once it is up. `extra` goes into the runner's options (containerizer, cgroupRoot).
+ */
+export function startRunner(master: string, workDir: string, extra: Record<string, unknown> = {}): Promise<{ child: ChildProcess; endpoint: string }> {
+  const child = spawn(process.execPath, [runnerScript, JSON.stringify({ master, workDir, ...extra })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n')[0];
+      if (!buf.includes('\n') || !line) return;
+      const msg = JSON.parse(line) as { endpoint?: string; error?: string };
+      if (msg.endpoint) resolve({ child, endpoint: msg.endpoint }); else reject(new Error(msg.error));
+    });
+    child.once('exit', (code) => reject(new Error(`agent runner exited with ${code}`)));
+  });
 }

@@ -9,40 +9,25 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WsListener } from '../../proto/transport/ws.js';
 import { probeLinux } from '../../agent/containerizer/linux/index.js';
 import { detectHierarchy } from '../../agent/containerizer/linux/cgroups/detect.js';
 import { killAll } from '../../agent/containerizer/linux/cgroups/freezer.js';
 import { rootDirs } from '../../agent/containerizer/linux/cgroups/hierarchy.js';
 import { FakeMaster, commandTask, waitFor } from './fake-master.js';
-import { killEverythingUnder, pidAlive, tempDir } from './harness.js';
+import { killEverythingUnder, pidAlive, startRunner, tempDir } from './harness.js';
 
 const ROOT = `berth-agent-test-${process.pid}`;
-const runner = fileURLToPath(new URL('./agent-runner.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const probe = isRoot ? await probeLinux(ROOT) : { ok: false, reason: 'not running as root' };
 if (!probe.ok) console.log(`\n[linux-recovery.test] SKIPPING root:/cgroups: test: ${probe.reason}`);
 
-function startRunner(master: string, workDir: string): Promise<{ child: ChildProcess; endpoint: string }> {
-  const child = spawn(process.execPath, [runner, JSON.stringify({ master, workDir, containerizer: 'linux', cgroupRoot: ROOT })], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split('\n')[0];
-      if (!buf.includes('\n') || !line) return;
-      const msg = JSON.parse(line) as { endpoint?: string; error?: string };
-      if (msg.endpoint) resolve({ child, endpoint: msg.endpoint }); else reject(new Error(msg.error));
-    });
-    child.once('exit', (code) => reject(new Error(`agent runner exited with ${code}`)));
-  });
-}
+const startLinuxRunner = (master: string, workDir: string) => startRunner(master, workDir, { containerizer: 'linux', cgroupRoot: ROOT });
 
 function killed(child: ChildProcess): Promise<void> {
   return new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) r(); else { child.once('exit', () => r()); child.kill('SIGKILL'); } });
@@ -83,7 +68,7 @@ rootTest('root: cgroups: SIGKILL of an agent running 20 linux containers; the re
   const master = new FakeMaster(listener);
   const children: ChildProcess[] = [];
   try {
-    const a1 = await startRunner(address, workDir);
+    const a1 = await startLinuxRunner(address, workDir);
     children.push(a1.child);
     await waitFor(() => master.registrations.length === 1, 'registration');
     const ids = Array.from({ length: 20 }, (_, i) => `lx-${i}`);
@@ -102,7 +87,7 @@ rootTest('root: cgroups: SIGKILL of an agent running 20 linux containers; the re
     await killed(a1.child);
     assert.ok([...pids.values()].every((p) => pidAlive(p!)), 'containers outlive the agent');
 
-    const a2 = await startRunner(address, workDir);
+    const a2 = await startLinuxRunner(address, workDir);
     children.push(a2.child);
     await waitFor(() => master.registrations.length === 2, 'reregistration');
     const rr = master.registrations[1]!.reregister!;

@@ -1,17 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WsListener } from '../../proto/transport/ws.js';
 import { scanProc } from '../../agent/proc.js';
 import { FRAMEWORK, FakeMaster, commandTask, waitFor } from './fake-master.js';
-import { killEverythingUnder, pidAlive, startHarness, tempDir } from './harness.js';
+import { killEverythingUnder, pidAlive, startHarness, startRunner, tempDir } from './harness.js';
 
-const runner = fileURLToPath(new URL('./agent-runner.js', import.meta.url));
 
 interface TaskView { id: string; pid: number | null; state: string; alive: boolean; sandbox: string }
 
@@ -20,20 +18,6 @@ async function getState(endpoint: string): Promise<{ id: string; tasks: TaskView
   return (await res.json()) as { id: string; tasks: TaskView[] };
 }
 
-function startRunner(master: string, workDir: string): Promise<{ child: ChildProcess; endpoint: string }> {
-  const child = spawn(process.execPath, [runner, JSON.stringify({ master, workDir })], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split('\n')[0];
-      if (!buf.includes('\n') || !line) return;
-      const msg = JSON.parse(line) as { endpoint?: string; error?: string };
-      if (msg.endpoint) resolve({ child, endpoint: msg.endpoint }); else reject(new Error(msg.error));
-    });
-    child.once('exit', (code) => reject(new Error(`agent runner exited with ${code}`)));
-  });
-}
 
 /** A master reachable over WebSocket on an ephemeral port. */
 async function wsMaster(): Promise<{ master: FakeMaster; address: string; server: Server; listener: WsListener }> {
