@@ -77,6 +77,9 @@ const invalidTasks: [string, (agentId: string) => TaskInfo, string][] = [
   ['zero resources', (a) => ({ ...task('zero', a, 'cpus:1;mem:128'), resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 128 } }] }), 'must be positive'],
   ['wrong agent id', () => task('elsewhere', 'not-this-agent', 'cpus:1;mem:128'), 'agent_id'],
   ['no command', (a) => ({ ...task('nocmd', a, 'cpus:1;mem:128'), command: undefined }), 'command must be set'],
+  ['a health check (not supported yet)', (a) => ({ ...task('hc', a, 'cpus:1;mem:128'), health_check: { type: 'TCP', tcp: { port: 80 } } }), 'health_check'],
+  ['URIs to fetch (not supported yet)', (a) => ({ ...task('uri', a, 'cpus:1;mem:128'), command: { value: 'true', uris: [{ value: 'http://x/y.tgz' }] } }), 'command.uris'],
+  ['a Docker container', (a) => ({ ...task('dock', a, 'cpus:1;mem:128'), container: { type: 'DOCKER' } }), 'container.type DOCKER'],
 ];
 
 for (const [name, make, expected] of invalidTasks) {
