@@ -35,7 +35,7 @@ import type { ContainerExit, ContainerRecord, Containerizer } from './containeri
 import { hasExitRecord } from './containerizer/files.js';
 import { SandboxFiles } from './files.js';
 import { startAgentHttp, type AgentHttpServer, type MonitorEntry } from './http.js';
-import { idError } from './ids.js';
+import { idError } from '../proto/ids.js';
 import { bootId, readStat, scanProc, readCmdline } from './proc.js';
 import { buildAgentInfo } from './resources.js';
 import { StatusUpdateManager } from './status-update-manager.js';

@@ -48,7 +48,7 @@ import { BerthError } from '../proto/errors.js';
 import { logger, type Logger } from '../proto/log.js';
 import type { FrameworkInfo, StatusUpdateMessage, TaskInfo } from '../proto/types.js';
 import type { ContainerRecord } from './containerizer/types.js';
-import { idError } from './ids.js';
+import { idError } from '../proto/ids.js';
 import { readCmdline, scanProc } from './proc.js';
 
 export interface AgentCheckpoint {

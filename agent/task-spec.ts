@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Resources } from '../proto/resources.js';
 import type { FrameworkInfo, TaskInfo } from '../proto/types.js';
 import type { ContainerLimits, ContainerSpec } from './containerizer/types.js';
-import { idError } from './ids.js';
+import { idError } from '../proto/ids.js';
 
 export const DEFAULT_KILL_GRACE_MS = 3000;
 /** Bound on the PORTn variables generated for one task. */

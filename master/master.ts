@@ -32,7 +32,8 @@ import {
 import type { Allocator, OfferPlan } from './allocator/types.js';
 import { HierarchicalAllocator } from './allocator/hierarchical.js';
 import { MemoryRegistry, type Registry } from './registry/types.js';
-import { frameworkRoles, idError, validateFrameworkInfo, validateTask } from './validation.js';
+import { frameworkRoles, validateFrameworkInfo, validateTask } from './validation.js';
+import { idError } from '../proto/ids.js';
 import { newMasterId } from './ids.js';
 import { isUuidBase64 } from '../proto/uuid.js';
 

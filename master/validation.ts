@@ -7,21 +7,7 @@
 import { Resources } from '../proto/resources.js';
 import { BerthError } from '../proto/errors.js';
 import type { FrameworkInfo, Resource, TaskInfo } from '../proto/types.js';
-
-export const MAX_ID_BYTES = 255;
-
-/** Why an id cannot be used, or undefined if it can. */
-export function idError(field: string, id: string | undefined): string | undefined {
-  if (id === undefined || id === '') return `${field} must not be empty`;
-  if (id === '.' || id === '..') return `${field} '${id}' is not allowed`;
-  if (id.includes('/')) return `${field} '${id}' must not contain '/'`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(id)) return `${field} must not contain control characters`;
-  if (Buffer.byteLength(id) > MAX_ID_BYTES) return `${field} is longer than ${MAX_ID_BYTES} bytes`;
-  return undefined;
-}
-
-const KNOWN_SCALARS = new Set(['cpus', 'mem', 'disk', 'gpus']);
+import { idError } from '../proto/ids.js';
 
 /** Why a list of task resources is unusable, or undefined. */
 export function resourcesError(field: string, list: Resource[] | undefined): string | undefined {
@@ -50,7 +36,6 @@ export function resourcesError(field: string, list: Resource[] | undefined): str
   }
   const hasCpuOrMem = list.some((r) => r.name === 'cpus' || r.name === 'mem');
   if (!hasCpuOrMem) return `${field} must include cpus or mem`;
-  void KNOWN_SCALARS;
   return undefined;
 }
 
