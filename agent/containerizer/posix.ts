@@ -39,6 +39,7 @@
  *    reported as SIGKILL: the price of a shell supervisor).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { BerthError } from '../../proto/errors.js';
@@ -299,16 +300,8 @@ export class PosixContainerizer implements Containerizer {
   private ensureLauncher(): ChildProcess {
     if (this.launcher && this.launcher.exitCode === null && this.launcher.signalCode === null) return this.launcher;
     const child = spawn('/bin/sh', ['-s'], { stdio: ['pipe', 'pipe', 'ignore'], env: { SUP: SUPERVISOR } });
-    let buf = '';
     child.stdout!.setEncoding('latin1');
-    child.stdout!.on('data', (d: string) => {
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        this.onReport(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
+    createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => this.onReport(line));
     child.stdin!.on('error', (e) => this.log.warn({ err: e.message }, 'launcher stdin error'));
     // The script arrives in the environment; keep it as an unexported variable so no task inherits it.
     child.stdin!.write('S=$SUP; unset SUP\n');

@@ -20,6 +20,7 @@
  *    same strings `spawn` would refuse).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,16 +112,7 @@ export class ShimServer {
     if (this.child) return this.child;
     // The padding is argv room each supervisor overwrites with its own options (run path included).
     const child = spawn(this.path, ['--server', ' '.repeat(CMDLINE_ROOM)], { stdio: ['pipe', 'pipe', 'ignore'], env: {} });
-    let buf = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        this.onLine(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
+    createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => this.onLine(line));
     child.stdin!.on('error', (e) => this.onWarn('shim server stdin error', { err: e.message }));
     child.on('error', (e) => this.onWarn('shim server error', { err: e.message }));
     child.once('exit', (code, signal) => {
