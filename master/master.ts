@@ -187,6 +187,8 @@ export class Master {
   private allocationTimer?: TimerHandle;
   private pingTimer?: TimerHandle;
   private allocationPending = false;
+  /** Agents whose resources changed since the last run ('all' after a framework-level change). */
+  private candidates: Set<string> | 'all' = new Set();
   private stopped = false;
 
   /** Counters for /metrics (Mesos metric names where they exist). */
@@ -347,7 +349,7 @@ export class Master {
     if (rereg) this.reconcileAgentTasks(agent, rereg, previousStatus);
     conn.send({ version: AGENT_PROTOCOL_VERSION, registered: { agent_id: { value: id }, ping_interval_seconds: this.opts.agentPingIntervalMs / 1000, master_id: this.id } });
     this.log.info({ agent_id: id, hostname: info.hostname, resources: total.toString(), reregistered: !!rereg, tasks: rereg?.tasks?.length ?? 0 }, rereg ? 'agent reregistered' : 'agent registered');
-    this.requestAllocation();
+    this.requestAllocation(id);
     return id;
   }
 
@@ -668,8 +670,8 @@ export class Master {
           this.removeOffer(offer);
           this.counters.offersDeclined++;
           this.allocator.recoverResources(fw.id, offer.agentId, offer.role, offer.resources, refuse, this.clock.now());
+          this.requestAllocation(offer.agentId);
         }
-        this.requestAllocation();
         return;
       }
       case 'REVIVE':
@@ -747,13 +749,23 @@ export class Master {
 
   // ------------------------------------------------------------- offers
 
-  /** Asks for an allocation run soon; any number of requests before it runs coalesce into one. */
-  requestAllocation(): void {
-    if (this.allocationPending || this.stopped) return;
+  /**
+   * Asks for an allocation run soon; any number of requests before it runs coalesce into one
+   * (Mesos's allocation candidates). A request naming an agent limits the run to the agents
+   * whose resources changed; one without (a framework subscribed, revived, changed roles) runs
+   * over every agent. The interval tick always runs over every agent.
+   */
+  requestAllocation(agentId?: string): void {
+    if (this.stopped) return;
+    if (agentId === undefined) this.candidates = 'all';
+    else if (this.candidates !== 'all') this.candidates.add(agentId);
+    if (this.allocationPending) return;
     this.allocationPending = true;
     setImmediate(() => {
       this.allocationPending = false;
-      if (!this.stopped) this.allocateNow();
+      const candidates = this.candidates;
+      this.candidates = new Set();
+      if (!this.stopped) this.allocateNow(candidates === 'all' ? undefined : candidates);
     });
   }
 
@@ -766,9 +778,9 @@ export class Master {
   }
 
   /** Runs one allocation cycle now and sends the resulting offers. Returns the plan (for tests and benches). */
-  allocateNow(): OfferPlan {
+  allocateNow(agentIds?: Iterable<string>): OfferPlan {
     const t0 = performance.now();
-    const plan = this.allocator.allocate(this.clock.now());
+    const plan = this.allocator.allocate(this.clock.now(), agentIds);
     this.allocator.commit(plan);
     const byFramework = new Map<string, Offer[]>();
     for (const entry of plan) {
@@ -834,7 +846,7 @@ export class Master {
     this.allocator.recoverResources(offer.frameworkId, offer.agentId, offer.role, offer.resources);
     if (notify) this.frameworks.get(offer.frameworkId)?.sink?.send({ type: 'RESCIND', rescind: { offer_id: { value: offerId } } });
     this.log.debug({ offer_id: offerId, why }, 'offer rescinded');
-    this.requestAllocation();
+    this.requestAllocation(offer.agentId);
   }
 
   // ------------------------------------------------------------- tasks
@@ -866,13 +878,13 @@ export class Master {
       for (const o of offers) {
         this.removeOffer(o);
         this.allocator.recoverResources(fw.id, o.agentId, o.role, o.resources);
+        this.requestAllocation(o.agentId);
       }
       const state: TaskState = fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST';
       for (const t of launches) {
         this.sendUpdate(fw, this.taskInfoStatus(t, state, 'REASON_INVALID_OFFERS', offerError));
       }
       this.counters.callsInvalid++;
-      this.requestAllocation();
       return;
     }
 
@@ -911,7 +923,7 @@ export class Master {
 
     // 3. Whatever was not used goes back, filtered for this framework as asked.
     if (!remaining.isEmpty()) this.allocator.recoverResources(fw.id, agent.id, role, remaining, refuse, this.clock.now());
-    this.requestAllocation();
+    this.requestAllocation(agent.id);
   }
 
   private kill(fw: FrameworkRec, taskId: string, killPolicy?: TaskInfo['kill_policy']): void {
@@ -987,7 +999,7 @@ export class Master {
         this.allocator.recoverResources(frameworkId, agent.id, task.role, Resources.from(task.resources));
         this.completedTasks.set(k, task);
         this.countTerminal(status.state);
-        this.requestAllocation();
+        this.requestAllocation(agent.id);
       }
     }
     if (!status.agent_id) status.agent_id = { value: agent.id };
