@@ -6,11 +6,11 @@
  * Ctrl-C (or SIGTERM) stops the agents with their containers, then the master.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import os from 'node:os';
 import path from 'node:path';
-import { mkdirSync, statfsSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { logger } from '../proto/log.js';
+import { DEFAULT_PORTS, detectResources } from '../agent/resources.js';
 
 export interface UpOptions {
   agents: number;
@@ -20,23 +20,21 @@ export interface UpOptions {
   containerizer: string;
 }
 
-/** Splits this host into `n` equal agents: cpus, mem (minus a host reserve), disk, ports 31000-32000. */
+/**
+ * Splits this host into `n` equal agents: the agent's own detection (cpus, mem and disk minus
+ * their host reserves, gpus) divided by `n`, and the default port range cut into `n` slices.
+ */
 export function splitHost(n: number, workDir: string): string[] {
-  const cpus = os.cpus().length;
-  const memMiB = Math.floor(os.totalmem() / 2 ** 20);
-  const reserve = Math.max(1024, Math.floor(memMiB * 0.1));
-  let diskMiB = 10 * 1024;
-  try {
-    const st = statfsSync(workDir);
-    diskMiB = Math.floor((Number(st.bavail) * Number(st.bsize)) / 2 ** 20 * 0.9);
-  } catch { /* keep the default */ }
-  const per = (x: number) => Math.floor((x / n) * 1000) / 1000;
-  const portsEach = Math.floor(1001 / n);
+  const host = detectResources({ workDir });
+  const per = (x: number): number => Math.floor((x / n) * 1000) / 1000;
+  const [first, last] = DEFAULT_PORTS;
+  const portsEach = Math.floor((last - first + 1) / n);
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
-    const lo = 31000 + i * portsEach;
-    const hi = i === n - 1 ? 32000 : lo + portsEach - 1;
-    out.push(`cpus:${per(cpus)};mem:${Math.floor((memMiB - reserve) / n)};disk:${Math.floor(diskMiB / n)};ports:[${lo}-${hi}]`);
+    const lo = first + i * portsEach;
+    const hi = i === n - 1 ? last : lo + portsEach - 1;
+    const scalars = ['cpus', 'mem', 'disk', 'gpus'].filter((r) => host.scalar(r) > 0).map((r) => `${r}:${per(host.scalar(r))}`);
+    out.push([...scalars, `ports:[${lo}-${hi}]`].join(';'));
   }
   return out;
 }
