@@ -22,14 +22,16 @@
  */
 import type { Clock, TimerHandle } from '../../proto/clock.js';
 import type { Logger } from '../../proto/log.js';
-import { BerthError, OfferPool, type Framework, type Offer, type TaskInfo, type TaskSpec, type TaskStatus } from '../sdk/index.js';
+import {
+  BerthError, InstanceCounts, Placer, agentFacts, buildTaskInfo, describeReasons,
+  type AgentFacts, type Framework, type Offer, type PlacementRequest, type TaskInfo, type TaskSpec, type TaskStatus,
+} from '../sdk/index.js';
 import { cronError, nextFire } from './cron.js';
 import { findCycle } from './dag.js';
 import { Job, S, exitCodeOf, isJobTerminal, parseTaskId, taskIdOf, type Attempt, type JobState } from './model.js';
 import type { Persist } from './persist.js';
 import { Queues, normalizeQueue, type QueueConfig, type QueueState } from './queues.js';
 import { LIMITS, normalizeJob, positionOf, SpecError, type NormalizedJob } from './spec.js';
-import { placementFilter } from './constraints.js';
 
 export interface EngineOptions {
   clock: Clock;
@@ -79,6 +81,8 @@ export class Engine {
   /** Largest resources seen per agent (offered + ours in use): the denominators of dominant shares. */
   private readonly agentCap = new Map<string, { cpus: number; mem: number }>();
   private readonly usedOnAgent = new Map<string, { cpus: number; mem: number }>();
+  /** Hostname and attributes per agent seen in offers (for constraints on live tasks). */
+  private readonly facts = new Map<string, AgentFacts>();
   private readonly gangHoldMs: number;
   private readonly declineSeconds: number;
   readonly stats = { rounds: 0, accepts: 0, launched: 0, declined: 0, updates: 0, revives: 0, suppresses: 0 };
@@ -499,8 +503,8 @@ export class Engine {
     this.stats.rounds++;
     for (const o of offers) this.noteCapacity(o);
     const all = [...this.held.values(), ...offers];
-    const pool = new OfferPool(all);
-    const plan = this.place(pool, all);
+    const round = new Round(all);
+    const plan = this.place(round);
     if (plan.launched.length > 0) {
       try {
         await this.persist.flush();
@@ -508,23 +512,25 @@ export class Engine {
         // Not durable: launching now could run an index twice after a crash. Undo and decline.
         this.log.error({ err: (e as Error).message }, 'store write failed; not launching');
         for (const l of plan.launched) this.unlaunch(l.job, l.pos);
-        await this.fw.decline(offers.map((o) => o.id.value), this.declineSeconds).catch(() => undefined);
+        await this.fw.decline(all.map((o) => o.id.value), this.declineSeconds).catch(() => undefined);
+        this.held.clear();
         return;
       }
     }
     const calls: Promise<unknown>[] = [];
     const decline: string[] = [];
-    for (const e of pool.launches()) {
-      this.held.delete(e.offer.id.value);
+    for (const [offerId, e] of round.tasks) {
+      this.held.delete(offerId);
       this.stats.accepts++;
-      calls.push(this.fw.accept(e.offer.id.value, e.tasks, { refuseSeconds: this.declineSeconds }).catch((err: Error) => this.log.warn({ err: err.message }, 'accept failed; updates will report the tasks lost')));
+      calls.push(this.fw.accept(offerId, e.tasks, { refuseSeconds: this.declineSeconds }).catch((err: Error) => this.log.warn({ err: err.message }, 'accept failed; updates will report the tasks lost')));
     }
-    for (const o of pool.unused()) {
+    for (const o of all) {
+      if (round.tasks.has(o.id.value)) continue;
       if (plan.hold) { this.held.set(o.id.value, o); continue; }
       this.held.delete(o.id.value);
       decline.push(o.id.value);
     }
-    if (!plan.hold && this.held.size === 0) this.releaseHold(false);
+    if (!plan.hold && this.held.size === 0 && this.heldFor) this.releaseHold(false);
     if (decline.length) {
       this.stats.declined += decline.length;
       // Short filter while work waits (a finishing task re-offers sooner anyway); longer when idle.
@@ -546,6 +552,10 @@ export class Engine {
     const used = this.usedOnAgent.get(o.agent_id.value) ?? { cpus: 0, mem: 0 };
     const cap = this.agentCap.get(o.agent_id.value) ?? { cpus: 0, mem: 0 };
     this.agentCap.set(o.agent_id.value, { cpus: Math.max(cap.cpus, cpus + used.cpus), mem: Math.max(cap.mem, mem + used.mem) });
+    if (!this.facts.has(o.agent_id.value)) {
+      if (this.facts.size >= 100_000) this.facts.clear();
+      this.facts.set(o.agent_id.value, agentFacts(o));
+    }
   }
 
   private totals(): { cpus: number; mem: number } {
@@ -565,13 +575,13 @@ export class Engine {
   }
 
   /**
-   * The placement loop. Returns the launches made into `pool` and whether the round's unused
-   * offers are to be held for a gang.
+   * The placement loop over one round's offers. Returns the launches made and whether the
+   * round's unused offers are to be held for a gang.
    */
-  private place(pool: OfferPool, offers: Offer[]): { launched: { job: Job; pos: number }[]; hold: boolean } {
+  private place(round: Round): { launched: { job: Job; pos: number }[]; hold: boolean } {
     const launched: { job: Job; pos: number }[] = [];
     const now = this.clock.now();
-    // Candidates per queue, in priority-then-FIFO order; a cursor skips jobs that are done for this round.
+    // Candidates per queue, in priority-then-FIFO order; a cursor skips jobs done for this round.
     const perQueue = new Map<QueueState, { jobs: Job[]; i: number }>();
     for (const job of this.jobs.values()) {
       if (job.terminal || job.isCron || job.stopping || !job.hasReady || !this.depsReady(job)) continue;
@@ -586,7 +596,7 @@ export class Engine {
       !blocked.has(job) && job.hasReady && !job.stopping && job.running < job.spec.parallelism && this.queues.fits(q, job.spec.cpus, job.spec.mem) &&
       !(job.spec.gang && (job.running > 0 || job.gangBackoffUntil > now));
     const totals = this.totals();
-    const filters = new Map<Job, (o: Offer) => boolean>();
+    const requests = new Map<Job, PlacementRequest>();
     for (;;) {
       const candidates: QueueState[] = [];
       for (const [q, e] of perQueue) {
@@ -595,53 +605,69 @@ export class Engine {
       }
       const q = this.queues.pick(candidates, totals);
       if (!q) break;
-      const e = perQueue.get(q)!;
-      const job = e.jobs[e.i]!;
+      const job = perQueue.get(q)!.jobs[perQueue.get(q)!.i]!;
       if (job.spec.gang) {
-        if (this.placeGang(job, pool, offers, launched)) continue;
+        if (this.placeGang(job, round, launched)) continue;
         // The head gang does not fit: hold what is left of the offers for it.
         if (this.heldFor !== job.id) this.startHold(job);
         return { launched, hold: true };
       }
-      const pos = job.takeReady()!;
-      let filter = filters.get(job);
-      if (!filter) { filter = placementFilter(job.spec.constraints, this.placedHosts(job)); filters.set(job, filter); }
-      const info = pool.place(this.taskSpec(job, pos), filter);
-      if (!info) { job.untake(pos); blocked.add(job); continue; }
-      this.launched(job, pos, info, offers);
-      launched.push({ job, pos });
+      let req = requests.get(job);
+      if (!req) { req = this.request(job); requests.set(job, req); }
+      // With one queue competing, place the job's whole allowance at once; with several, one task
+      // at a time so the shares interleave.
+      let want = Math.min(job.spec.parallelism - job.running, job.readyCount);
+      if (candidates.length > 1) want = 1;
+      if (q.maxTasks !== undefined) want = Math.min(want, q.maxTasks - q.used.tasks);
+      if (q.maxCpus !== undefined) want = Math.min(want, Math.floor((q.maxCpus - q.used.cpus + 1e-9) / job.spec.cpus));
+      if (q.maxMem !== undefined) want = Math.min(want, Math.floor((q.maxMem - q.used.mem + 1e-9) / job.spec.mem));
+      want = Math.max(1, want);
+      const res = round.placer.place(req, want);
+      for (const pl of res.placements) {
+        const pos = job.takeReady()!;
+        const info = buildTaskInfo(this.taskSpec(job, pos), pl.offer, pl.picked);
+        round.add(pl.offer, info);
+        this.launched(job, pos, info, pl.offer);
+        launched.push({ job, pos });
+      }
+      if (res.unplaced > 0) {
+        blocked.add(job);
+        const why = describeReasons(res.reasons);
+        if (job.waitingFor !== why) { job.waitingFor = why; }
+      } else job.waitingFor = undefined;
     }
     return { launched, hold: false };
   }
 
-  /** Hostnames (and attributes) of this job's live attempts, for constraints like UNIQUE. */
-  private placedHosts(job: Job): { hostname: string; attributes: Record<string, string> }[] {
-    if (job.spec.constraints.length === 0) return [];
-    const out: { hostname: string; attributes: Record<string, string> }[] = [];
+  /** A placement request for one task of `job`, with its constraints and where its live tasks run. */
+  private request(job: Job): PlacementRequest {
+    const s = job.spec;
+    const demand = { cpus: s.cpus, mem: s.mem, ...(s.disk ? { disk: s.disk } : {}), ...(s.gpus ? { gpus: s.gpus } : {}) };
+    if (s.constraints.length === 0) return { demand };
+    const group = InstanceCounts.for(s.constraints);
     for (let p = 0; p < job.n; p++) {
       if (job.st[p] !== S.STARTING && job.st[p] !== S.RUNNING) continue;
-      const a = job.attempts[p]?.at(-1);
-      if (a?.hostname) out.push({ hostname: a.hostname, attributes: this.hostAttrs.get(a.hostname) ?? {} });
+      const f = this.facts.get(job.attempts[p]?.at(-1)?.agentId ?? '');
+      if (f) group.add(f);
     }
-    return out;
+    return { demand, constraints: s.constraints, group };
   }
-  private readonly hostAttrs = new Map<string, Record<string, string>>();
 
   /** Places every ready index of a gang, or none. */
-  private placeGang(job: Job, pool: OfferPool, offers: Offer[], launched: { job: Job; pos: number }[]): boolean {
-    // Trial on a copy of what is left, so a gang that does not fit leaves the pool untouched.
-    const left = offers.map((o) => ({ ...o, resources: pool.remaining(o.id.value) })).filter((o) => o.resources.length > 0);
-    const trial = new OfferPool(left);
-    const positions: number[] = [];
-    for (let p = job.takeReady(); p !== undefined; p = job.takeReady()) positions.push(p);
-    const filter = placementFilter(job.spec.constraints, []);
-    const fits = positions.every((p) => !!trial.place(this.taskSpec(job, p), filter));
-    if (!fits) { for (let i = positions.length - 1; i >= 0; i--) job.untake(positions[i]!); return false; }
-    const filter2 = placementFilter(job.spec.constraints, []);
-    for (const p of positions) {
-      const info = pool.place(this.taskSpec(job, p), filter2)!;
-      this.launched(job, p, info, offers);
-      launched.push({ job, pos: p });
+  private placeGang(job: Job, round: Round, launched: { job: Job; pos: number }[]): boolean {
+    const count = job.readyCount;
+    // Trial on the offers nothing was placed on this round, so a gang that does not fit leaves the
+    // round untouched. (Identical tasks placed first fit: more capacity never fits fewer.)
+    const trial = new Placer(round.offers.filter((o) => !round.tasks.has(o.id.value)));
+    if (trial.place(this.request(job), count).unplaced > 0) return false;
+    const res = round.placer.place(this.request(job), count);
+    if (res.unplaced > 0) return false; // resources taken by the partial placement are not launched
+    for (const pl of res.placements) {
+      const pos = job.takeReady()!;
+      const info = buildTaskInfo(this.taskSpec(job, pos), pl.offer, pl.picked);
+      round.add(pl.offer, info);
+      this.launched(job, pos, info, pl.offer);
+      launched.push({ job, pos });
     }
     job.gangAttempts++;
     job.dirtyMeta = true;
@@ -693,20 +719,16 @@ export class Engine {
   }
 
   /** Records a launch (before it is persisted and sent). */
-  private launched(job: Job, pos: number, info: TaskInfo, offers: Offer[]): void {
-    const offer = offers.find((o) => o.agent_id.value === info.agent_id.value);
-    const url = offer?.url?.address;
+  private launched(job: Job, pos: number, info: TaskInfo, offer: Offer): void {
+    const url = offer.url?.address;
     const attempt: Attempt = {
       n: (job.attempts[pos]?.length ?? 0) + 1,
       taskId: info.task_id.value,
       agentId: info.agent_id.value,
-      hostname: offer?.hostname,
+      hostname: offer.hostname,
       agentUrl: url ? `http://${url.ip ?? url.hostname}:${url.port}` : undefined,
       launchedAt: this.clock.now(),
     };
-    if (offer?.hostname && offer.attributes?.length && !this.hostAttrs.has(offer.hostname)) {
-      this.hostAttrs.set(offer.hostname, Object.fromEntries(offer.attributes.map((a) => [a.name, String(a.text?.value ?? a.scalar?.value ?? '')])));
-    }
     (job.attempts[pos] ??= []).push(attempt);
     job.setState(pos, S.STARTING);
     this.addUsage(job, attempt.agentId!, +1);
@@ -803,6 +825,7 @@ export class Engine {
   private indexEnded(job: Job, pos: number, att: Attempt, st: TaskStatus): void {
     const index = job.indexAt(pos);
     const ev = (state: string): void => this.emit({ type: 'index', job: job.id, index, state, attempt: att.n, ...(att.exitCode !== undefined ? { exitCode: att.exitCode } : {}), ...(att.reason ? { reason: att.reason } : {}) });
+    if (job.regrouping) { this.gangFailed(job, pos, att); return; }
     if (st.state === 'TASK_FINISHED') {
       job.setState(pos, S.SUCCEEDED);
       ev('SUCCEEDED');
@@ -811,7 +834,7 @@ export class Engine {
     }
     if (job.stopping) {
       job.setState(pos, job.stopping === 'cancel' || job.stopping === 'replace' ? S.CANCELLED : S.FAILED);
-      ev(job.stopping === 'cancel' ? 'CANCELLED' : 'FAILED');
+      ev(job.stopping === 'cancel' || job.stopping === 'replace' ? 'CANCELLED' : 'FAILED');
       this.checkDone(job);
       return;
     }
@@ -840,22 +863,26 @@ export class Engine {
   /** One task of a gang failed: the others are killed, and the whole gang is retried or fails. */
   private gangFailed(job: Job, pos: number, att: Attempt): void {
     job.setState(pos, S.FAILED);
-    this.killRunning(job);
+    if (job.regrouping) { this.regroup(job); return; }
     const retry = job.gangAttempts <= job.spec.retries || att.free;
     if (!retry) {
-      this.stop(job, 'deadline', `gang task ${job.indexAt(pos)} failed (${att.state}${att.exitCode !== undefined ? `, exit ${att.exitCode}` : ''}) and retries are used up`);
+      this.stop(job, 'failed', `gang task ${job.indexAt(pos)} failed (${att.state}${att.exitCode !== undefined ? `, exit ${att.exitCode}` : ''}) and retries are used up`);
       return;
     }
-    // Wait for every member to end, then put them all back.
-    const regroup = (): void => {
-      if (job.running > 0) { this.setTimer(`gang:${job.id}`, 50, regroup); return; }
-      for (let p = 0; p < job.n; p++) {
-        if (job.st[p] === S.SUCCEEDED || job.st[p] === S.FAILED) { job.setState(p, S.PENDING); job.ready.push(p); }
-      }
-      this.persist.markJob(job);
-      this.queueInterest();
-    };
-    regroup();
+    job.regrouping = true;
+    this.killRunning(job);
+    this.regroup(job);
+  }
+
+  /** Once no member of a regrouping gang runs, every member is made ready again, together. */
+  private regroup(job: Job): void {
+    if (job.running > 0) return;
+    job.regrouping = false;
+    for (let p = 0; p < job.n; p++) {
+      if (job.st[p] === S.SUCCEEDED || job.st[p] === S.FAILED) { job.setState(p, S.PENDING); job.ready.push(p); }
+    }
+    this.persist.markJob(job);
+    this.queueInterest();
   }
 
   // ------------------------------------------------------------------ views
@@ -865,3 +892,15 @@ export class Engine {
 }
 
 export { isJobTerminal };
+
+/** One offer round: the offers, a Placer over them, and the tasks placed per offer. */
+class Round {
+  readonly placer: Placer;
+  readonly tasks = new Map<string, { offer: Offer; tasks: TaskInfo[] }>();
+  constructor(readonly offers: Offer[]) { this.placer = new Placer(offers); }
+  add(offer: Offer, info: TaskInfo): void {
+    let e = this.tasks.get(offer.id.value);
+    if (!e) { e = { offer, tasks: [] }; this.tasks.set(offer.id.value, e); }
+    e.tasks.push(info);
+  }
+}

@@ -66,7 +66,11 @@ export class Job {
   startedAt?: number;
   finishedAt?: number;
   /** Set by cancel or deadline: no new launches, running tasks are being killed. */
-  stopping?: 'cancel' | 'deadline' | 'parent' | 'replace';
+  stopping?: 'cancel' | 'deadline' | 'parent' | 'replace' | 'failed';
+  /** Why the job's next task found no offer in the last round (counted reasons), if it did not. */
+  waitingFor?: string;
+  /** Gang jobs: a member failed; the rest are being killed before the whole gang is tried again. */
+  regrouping = false;
   /** Gang jobs: attempts of the whole gang so far. */
   gangAttempts = 0;
   /** Gang jobs: do not hold offers for this gang before this time (after a hold timed out). */
@@ -95,6 +99,7 @@ export class Job {
   get isCron(): boolean { return !!this.spec.schedule; }
   get running(): number { return this.counts[S.STARTING]! + this.counts[S.RUNNING]!; }
   get hasReady(): boolean { return this.fresh < this.n || this.readyHead < this.ready.length; }
+  get readyCount(): number { return this.n - this.fresh + this.ready.length - this.readyHead; }
   get terminal(): boolean { return isJobTerminal(this.state); }
 
   /** The index value at a position. */

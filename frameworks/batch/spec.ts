@@ -7,12 +7,9 @@
  * batch (including the DAG, see dag.ts) before touching any state.
  */
 import { parse as parseYaml } from 'yaml';
-import { BerthError } from '../sdk/index.js';
+import { BerthError, parseConstraints, type Constraint } from '../sdk/index.js';
 
 export type ConcurrencyPolicy = 'Allow' | 'Forbid' | 'Replace';
-export type ConstraintOp = 'UNIQUE' | 'CLUSTER' | 'GROUP_BY' | 'LIKE' | 'UNLIKE' | 'MAX_PER' | 'IS';
-/** `[field, op, value?]`: field is `hostname` or an agent attribute name (Marathon's form). */
-export type Constraint = [string, ConstraintOp, string?];
 
 export interface ScheduleSpec {
   /** Five-field cron expression (minute hour day-of-month month day-of-week), or six with seconds. */
@@ -52,6 +49,7 @@ export interface JobSpec {
   env?: Record<string, string>;
   user?: string;
   fetch?: string[];
+  /** Marathon's `[field, op, value?]` on `hostname` or agent attributes (UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS). */
   constraints?: Constraint[];
   ttlSecondsAfterFinished?: number;
   /** Jobs (ids) that must all succeed before this one starts. */
@@ -96,7 +94,6 @@ export const LIMITS = {
 
 const ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const OPS: readonly ConstraintOp[] = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE', 'MAX_PER', 'IS'];
 const KNOWN_KEYS = new Set(['id', 'cmd', 'cpus', 'mem', 'disk', 'gpus', 'completions', 'array', 'parallelism', 'retries', 'backoffSeconds',
   'activeDeadlineSeconds', 'priority', 'queue', 'labels', 'env', 'user', 'fetch', 'constraints', 'ttlSecondsAfterFinished', 'dependsOn',
   'onParentFailure', 'gang', 'schedule']);
@@ -235,17 +232,8 @@ const CHECKS: Check[] = [
   (v, f) => {
     if (v.constraints === undefined) return;
     if (!Array.isArray(v.constraints) || v.constraints.length > LIMITS.maxConstraints) throw new SpecError(f('constraints'), `must be a list of at most ${LIMITS.maxConstraints} [field, op, value]`);
-    v.constraints.forEach((c, i) => {
-      const cf = f(`constraints[${i}]`);
-      if (!Array.isArray(c) || c.length < 2 || c.length > 3 || c.some((x) => typeof x !== 'string')) throw new SpecError(cf, 'must be [field, op] or [field, op, value] of strings');
-      if (!OPS.includes(c[1] as ConstraintOp)) throw new SpecError(`${cf}[1]`, `unknown operator '${c[1]}' (one of ${OPS.join(', ')})`);
-      const needsValue = ['CLUSTER', 'LIKE', 'UNLIKE', 'MAX_PER', 'IS'].includes(c[1]);
-      if (needsValue && c[2] === undefined) throw new SpecError(`${cf}[2]`, `${c[1]} needs a value`);
-      if ((c[1] === 'LIKE' || c[1] === 'UNLIKE') && c[2] !== undefined) {
-        try { new RegExp(c[2]); } catch { throw new SpecError(`${cf}[2]`, 'not a valid regular expression'); }
-      }
-      if (c[1] === 'MAX_PER' && !/^\d+$/.test(c[2] ?? '')) throw new SpecError(`${cf}[2]`, 'MAX_PER needs a positive integer');
-    });
+    // The SDK's parser is the one home of constraint rules (the service framework uses it too).
+    parseConstraints(v.constraints, f('constraints'));
   },
   (v, f) => {
     if (v.dependsOn === undefined) return;
@@ -318,7 +306,7 @@ export function normalizeJob(raw: unknown, where: string, validCron: (expr: stri
     env: s.env ?? {},
     user: s.user,
     fetch: s.fetch ?? [],
-    constraints: s.constraints ?? [],
+    constraints: s.constraints ? parseConstraints(s.constraints) : [],
     ttlSecondsAfterFinished: s.ttlSecondsAfterFinished,
     dependsOn: s.dependsOn ?? [],
     onParentFailure: s.onParentFailure ?? 'fail',
