@@ -19,6 +19,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { backoffDelay, RealClock, type Clock, type TimerHandle } from '../proto/clock.js';
@@ -162,7 +164,7 @@ export class Agent {
     });
     this.files = new SandboxFiles(opts.workDir, (tid) => {
       for (const t of this.tasks.values()) if (t.task.task_id.value === tid) return t.sandbox;
-      return undefined;
+      return finishedSandbox(opts.workDir, tid);
     });
   }
 
@@ -734,4 +736,26 @@ export class Agent {
 
 export function assertNever(x: never): never {
   throw new BerthError('INVALID', `unexpected value ${String(x)}`);
+}
+
+/**
+ * The sandbox of a task that has ended (no longer in `tasks`): the newest run under
+ * `frameworks/<any>/executors/<tid>/runs/`, so its stdout stays readable by task id (batch logs).
+ * The id is checked by the one ID rule first: nothing path-like reaches the filesystem.
+ */
+function finishedSandbox(workDir: string, tid: string): string | undefined {
+  if (idError('task_id', tid)) return undefined;
+  let best: { path: string; mtime: number } | undefined;
+  try {
+    for (const fid of readdirSync(join(workDir, 'frameworks'))) {
+      const runs = join(workDir, 'frameworks', fid, 'executors', tid, 'runs');
+      let names: string[];
+      try { names = readdirSync(runs); } catch { continue; }
+      for (const n of names) {
+        const st = statSync(join(runs, n), { throwIfNoEntry: false });
+        if (st?.isDirectory() && (!best || st.mtimeMs > best.mtime)) best = { path: join(runs, n), mtime: st.mtimeMs };
+      }
+    }
+  } catch { return undefined; }
+  return best?.path;
 }

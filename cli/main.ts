@@ -4,12 +4,14 @@
  *   berth up                      master + N agents on this machine (embedded defaults)
  *   berth master | agent          one component
  *   berth state                   a readable summary of a running cluster
+ *   berth batch | job …           the batch framework and its client (cli/job.ts)
  *   berth bench NAME              benchmarks (same as `npm run bench -- NAME`)
  * Bad flags fail with the flag named; every server logs structured JSON lines.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { runUp } from './up.js';
 import { printState } from './state.js';
+import { registerBatchCommand, registerJobCommands } from './job.js';
 
 function intArg(name: string, min = 0, max = 65535) {
   return (v: string): number => {
@@ -29,6 +31,7 @@ program.command('up')
   .option('--host <host>', 'address the master binds', '127.0.0.1')
   .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
+  .option('--no-batch', 'do not start the batch framework')
   .action(async (opts) => { await runUp(opts); });
 
 program.command('master')
@@ -77,6 +80,9 @@ program.command('state')
   .option('--master <url>', 'master URL', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
   .option('--json', 'print the raw /state JSON')
   .action(async (opts) => { await printState(opts.master, !!opts.json); });
+
+registerBatchCommand(program);
+registerJobCommands(program);
 
 program.command('bench')
   .description('run benchmarks (allocator, launch, api, micro)')

@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { logger } from '../proto/log.js';
 import { DEFAULT_PORTS, detectResources } from '../agent/resources.js';
+import { upBatch } from './job.js';
 
 export interface UpOptions {
   agents: number;
@@ -18,6 +19,8 @@ export interface UpOptions {
   host: string;
   workDir: string;
   containerizer: string;
+  /** Start the batch framework (default true). */
+  batch?: boolean;
 }
 
 /**
@@ -56,12 +59,14 @@ export async function runUp(opts: UpOptions): Promise<void> {
     child.on('exit', (code, sig) => { if (!stopping) log.warn({ agent: i, code, signal: sig }, 'agent process exited'); });
     children.push(child);
   }
+  const batch = opts.batch === false ? undefined : upBatch(masterAddr, workDir, opts.port);
   process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n  stop:   Ctrl-C\n\n`);
 
   let stopping = false;
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    await batch?.stop();
     process.stderr.write('stopping agents and their tasks…\n');
     await Promise.all(children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }

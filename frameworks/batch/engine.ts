@@ -609,6 +609,7 @@ export class Engine {
       if (job.spec.gang) {
         if (this.placeGang(job, round, launched)) continue;
         // The head gang does not fit: hold what is left of the offers for it.
+        job.waitingFor = `gang: all ${job.readyCount} tasks start together; holding offers for up to ${this.gangHoldMs} ms`;
         if (this.heldFor !== job.id) this.startHold(job);
         return { launched, hold: true };
       }
