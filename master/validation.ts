@@ -6,7 +6,7 @@
  */
 import { Resources } from '../proto/resources.js';
 import { BerthError } from '../proto/errors.js';
-import type { FrameworkInfo, Resource, TaskInfo } from '../proto/types.js';
+import type { CheckInfo, CommandInfo, FrameworkInfo, HealthCheck, Resource, TaskInfo } from '../proto/types.js';
 import { idError } from '../proto/ids.js';
 
 /** Why a list of task resources is unusable, or undefined. */
@@ -62,13 +62,15 @@ const TASK_VALIDATORS: TaskValidator[] = [
     const shell = t.command.shell ?? true;
     if (shell && !t.command.value) return 'command.value must be set for a shell command';
     if (!shell && !t.command.value) return 'command.value (the executable) must be set when shell is false';
-    if (t.command.uris?.length) return 'command.uris: fetching URIs is not supported yet';
+    const uriErr = urisError('command.uris', t.command.uris);
+    if (uriErr) return uriErr;
     for (const v of t.command.environment?.variables ?? []) {
       if (v.type === 'SECRET') return `command.environment: secret variable '${v.name}' is not supported`;
     }
     return undefined;
   },
-  (t) => (t.health_check ? 'health_check: health checks are not supported yet' : undefined),
+  (t) => (t.health_check ? healthCheckError('health_check', t.health_check) : undefined),
+  (t) => (t.check ? checkError('check', t.check) : undefined),
   (t) => (t.max_completion_time && !(t.max_completion_time.nanoseconds > 0) ? 'max_completion_time must be positive' : undefined),
   (t) => (t.container && t.container.type !== 'MESOS' ? `container.type ${t.container.type} is not supported (only MESOS)` : undefined),
   (t) => resourcesError('resources', t.resources),
@@ -92,6 +94,139 @@ const TASK_VALIDATORS: TaskValidator[] = [
     return undefined;
   },
 ];
+
+/** Bounds on checks and fetched URIs: generous for real use, small enough that nothing runs away. */
+export const CHECK_LIMITS = {
+  /** Longest delay, interval, timeout or grace period of a check, in seconds (one day). */
+  maxSeconds: 86_400,
+  maxConsecutiveFailures: 1_000,
+  maxStatuses: 64,
+  maxPathBytes: 1_024,
+  maxUris: 64,
+  maxUriBytes: 4_096,
+} as const;
+
+function secondsError(field: string, v: number | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) return `${field} must be a finite number of seconds`;
+  if (v < 0) return `${field} must not be negative (got ${v})`;
+  if (v > CHECK_LIMITS.maxSeconds) return `${field} must be at most ${CHECK_LIMITS.maxSeconds} seconds (got ${v})`;
+  return undefined;
+}
+
+function portError(field: string, port: number | undefined): string | undefined {
+  if (port === undefined) return `${field} must be set`;
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) return `${field} ${port} is not a port (1-65535)`;
+  return undefined;
+}
+
+function pathError(field: string, p: string | undefined): string | undefined {
+  if (p === undefined) return undefined;
+  if (!p.startsWith('/')) return `${field} must start with '/' (got '${p.slice(0, 64)}')`;
+  if (Buffer.byteLength(p) > CHECK_LIMITS.maxPathBytes) return `${field} is longer than ${CHECK_LIMITS.maxPathBytes} bytes`;
+  if (/[\u0000-\u001f\u007f\s]/.test(p)) return `${field} must not contain whitespace or control characters`;
+  return undefined;
+}
+
+/** A command run by a check: a value to run; URIs are fetched for the task, not per check. */
+function checkCommandError(field: string, cmd: CommandInfo | undefined): string | undefined {
+  if (!cmd) return `${field} must be set`;
+  if (!cmd.value) return `${field}.value must be set`;
+  if (cmd.uris?.length) return `${field}.uris: a check command cannot fetch URIs (give them to the task's command)`;
+  for (const v of cmd.environment?.variables ?? []) {
+    if (v.type === 'SECRET') return `${field}.environment: secret variable '${v.name}' is not supported`;
+  }
+  return undefined;
+}
+
+/** Mesos HealthCheck: the type names exactly one of command/http/tcp, with sane timings. */
+export function healthCheckError(field: string, hc: HealthCheck): string | undefined {
+  for (const k of ['delay_seconds', 'interval_seconds', 'timeout_seconds', 'grace_period_seconds'] as const) {
+    const e = secondsError(`${field}.${k}`, hc[k]);
+    if (e) return e;
+  }
+  const cf = hc.consecutive_failures;
+  if (cf !== undefined && (!Number.isInteger(cf) || cf < 1 || cf > CHECK_LIMITS.maxConsecutiveFailures)) {
+    return `${field}.consecutive_failures must be an integer from 1 to ${CHECK_LIMITS.maxConsecutiveFailures} (got ${cf})`;
+  }
+  const set = (['command', 'http', 'tcp'] as const).filter((k) => hc[k] !== undefined);
+  if (set.length > 1) return `${field}: only one of command, http and tcp may be set (got ${set.join(', ')})`;
+  switch (hc.type) {
+    case 'COMMAND':
+      if (set[0] && set[0] !== 'command') return `${field}.${set[0]} does not match type COMMAND`;
+      return checkCommandError(`${field}.command`, hc.command);
+    case 'HTTP': {
+      if (set[0] && set[0] !== 'http') return `${field}.${set[0]} does not match type HTTP`;
+      if (!hc.http) return `${field}.http must be set for type HTTP`;
+      const scheme = hc.http.scheme;
+      if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') return `${field}.http.scheme must be 'http' or 'https' (got '${scheme}')`;
+      const statuses = hc.http.statuses ?? [];
+      if (statuses.length > CHECK_LIMITS.maxStatuses) return `${field}.http.statuses has more than ${CHECK_LIMITS.maxStatuses} entries`;
+      for (const st of statuses) if (!Number.isInteger(st) || st < 100 || st > 599) return `${field}.http.statuses: ${st} is not an HTTP status`;
+      return portError(`${field}.http.port`, hc.http.port) ?? pathError(`${field}.http.path`, hc.http.path);
+    }
+    case 'TCP':
+      if (set[0] && set[0] !== 'tcp') return `${field}.${set[0]} does not match type TCP`;
+      if (!hc.tcp) return `${field}.tcp must be set for type TCP`;
+      return portError(`${field}.tcp.port`, hc.tcp.port);
+    default:
+      return `${field}.type must be COMMAND, HTTP or TCP (got ${hc.type ?? 'none'})`;
+  }
+}
+
+/** Mesos CheckInfo: as a health check, but never kills; the type names exactly one of command/http/tcp. */
+export function checkError(field: string, ck: CheckInfo): string | undefined {
+  for (const k of ['delay_seconds', 'interval_seconds', 'timeout_seconds'] as const) {
+    const e = secondsError(`${field}.${k}`, ck[k]);
+    if (e) return e;
+  }
+  const set = (['command', 'http', 'tcp'] as const).filter((k) => ck[k] !== undefined);
+  if (set.length > 1) return `${field}: only one of command, http and tcp may be set (got ${set.join(', ')})`;
+  switch (ck.type) {
+    case 'COMMAND':
+      if (set[0] && set[0] !== 'command') return `${field}.${set[0]} does not match type COMMAND`;
+      if (!ck.command) return `${field}.command must be set for type COMMAND`;
+      return checkCommandError(`${field}.command.command`, ck.command.command);
+    case 'HTTP':
+      if (set[0] && set[0] !== 'http') return `${field}.${set[0]} does not match type HTTP`;
+      if (!ck.http) return `${field}.http must be set for type HTTP`;
+      return portError(`${field}.http.port`, ck.http.port) ?? pathError(`${field}.http.path`, ck.http.path);
+    case 'TCP':
+      if (set[0] && set[0] !== 'tcp') return `${field}.${set[0]} does not match type TCP`;
+      if (!ck.tcp) return `${field}.tcp must be set for type TCP`;
+      return portError(`${field}.tcp.port`, ck.tcp.port);
+    default:
+      return `${field}.type must be COMMAND, HTTP or TCP (got ${ck.type ?? 'none'})`;
+  }
+}
+
+/**
+ * URIs the agent fetches into the sandbox before the command runs: http(s)://, file:// or an
+ * absolute path; `output_file` stays inside the sandbox (relative, no '..').
+ */
+export function urisError(field: string, uris: CommandInfo['uris']): string | undefined {
+  if (!uris || uris.length === 0) return undefined;
+  if (uris.length > CHECK_LIMITS.maxUris) return `${field} has ${uris.length} entries (at most ${CHECK_LIMITS.maxUris})`;
+  for (let i = 0; i < uris.length; i++) {
+    const u = uris[i]!;
+    const at = `${field}[${i}]`;
+    const v = u.value;
+    if (typeof v !== 'string' || v === '') return `${at}.value must not be empty`;
+    if (Buffer.byteLength(v) > CHECK_LIMITS.maxUriBytes) return `${at}.value is longer than ${CHECK_LIMITS.maxUriBytes} bytes`;
+    if (/[\u0000-\u001f\u007f]/.test(v)) return `${at}.value must not contain control characters`;
+    if (!/^(https?:\/\/[^/\s]+|file:\/\/\/|\/)/i.test(v)) return `${at}.value '${v.slice(0, 64)}' must be an http(s):// or file:// URI or an absolute path`;
+    const out = u.output_file;
+    if (out !== undefined) {
+      if (out === '') return `${at}.output_file must not be empty when set`;
+      if (out.startsWith('/')) return `${at}.output_file must be a path relative to the sandbox`;
+      if (Buffer.byteLength(out) > 255 * 4) return `${at}.output_file is too long`;
+      if (out.split('/').some((p) => p === '..' || p === '.' || p === '' || /[\u0000-\u001f\u007f]/.test(p))) {
+        return `${at}.output_file '${out.slice(0, 64)}' must stay inside the sandbox (no '.', '..', empty or control-character parts)`;
+      }
+    }
+  }
+  return undefined;
+}
 
 export function validateTask(task: TaskInfo, ctx: TaskContext): string | undefined {
   for (const v of TASK_VALIDATORS) {
