@@ -6,7 +6,8 @@
  */
 import { Resources } from '../proto/resources.js';
 import { BerthError } from '../proto/errors.js';
-import type { CheckInfo, CommandInfo, FrameworkInfo, HealthCheck, Resource, TaskInfo } from '../proto/types.js';
+import type { Call, CheckInfo, CommandInfo, FrameworkInfo, HealthCheck, Resource, TaskInfo } from '../proto/types.js';
+import { isUuidBase64 } from '../proto/uuid.js';
 import { idError } from '../proto/ids.js';
 
 /** Why a list of task resources is unusable, or undefined. */
@@ -244,21 +245,138 @@ export function frameworkRoles(info: FrameworkInfo): string[] {
   return [info.role ?? '*'];
 }
 
-export function validateFrameworkInfo(info: FrameworkInfo): void {
+/** Bounds the framework checks use; the master passes its configured Limits. */
+export interface FrameworkLimits { rolesPerFramework: number; frameworkInfoBytes: number }
+const DEFAULT_FRAMEWORK_LIMITS: FrameworkLimits = { rolesPerFramework: 100, frameworkInfoBytes: 64 << 10 };
+
+/**
+ * A FrameworkInfo the master can store and the allocator will take: every rule the allocator
+ * enforces is checked here first, so nothing invalid is ever appended to the registry.
+ */
+export function validateFrameworkInfo(info: FrameworkInfo, limits: FrameworkLimits = DEFAULT_FRAMEWORK_LIMITS, field = 'framework_info'): void {
+  if (!info || typeof info !== 'object') throw new BerthError('INVALID', `Expecting '${field}' to be present`);
   const multi = info.capabilities?.some((c) => c.type === 'MULTI_ROLE');
   if (info.roles && info.roles.length > 0 && info.role !== undefined && info.role !== '*' && multi) {
-    throw new BerthError('INVALID', "framework_info: set either 'roles' (with MULTI_ROLE) or the deprecated 'role', not both");
+    throw new BerthError('INVALID', `${field}: set either 'roles' (with MULTI_ROLE) or the deprecated 'role', not both`);
   }
-  for (const role of frameworkRoles(info)) {
-    if (role === '') throw new BerthError('INVALID', 'framework_info.roles: a role must not be empty');
-    if (role !== '*' && (role.startsWith('/') || role.endsWith('/') || role.includes('//') || role.split('/').some((p) => p === '.' || p === '..' || /[\s\u0000-\u001f]/.test(p)))) {
-      throw new BerthError('INVALID', `framework_info.roles: invalid role '${role}'`);
+  const roles = frameworkRoles(info);
+  if (roles.length === 0) throw new BerthError('INVALID', `${field}.roles must name at least one role (MULTI_ROLE with no roles)`);
+  if (roles.length > limits.rolesPerFramework) throw new BerthError('INVALID', `${field}.roles has ${roles.length} roles (at most ${limits.rolesPerFramework})`);
+  if (new Set(roles).size !== roles.length) throw new BerthError('INVALID', `${field}.roles has duplicates`);
+  for (const role of roles) {
+    if (role === '') throw new BerthError('INVALID', `${field}.roles: a role must not be empty`);
+    if (Buffer.byteLength(role) > 255) throw new BerthError('INVALID', `${field}.roles: role '${role.slice(0, 32)}…' is longer than 255 bytes`);
+    if (role !== '*' && (role.startsWith('/') || role.endsWith('/') || role.includes('//') || role.split('/').some((p) => p === '.' || p === '..' || p === '*' || p.startsWith('-') || /[\s\u0000-\u001f\u007f]/.test(p)))) {
+      throw new BerthError('INVALID', `${field}.roles: invalid role '${role}'`);
     }
   }
   if (info.failover_timeout !== undefined && (!Number.isFinite(info.failover_timeout) || info.failover_timeout < 0)) {
-    throw new BerthError('INVALID', 'framework_info.failover_timeout must be a non-negative number of seconds');
+    throw new BerthError('INVALID', `${field}.failover_timeout must be a non-negative number of seconds`);
   }
-  const idErr = info.id ? idError('framework_info.id', info.id.value) : undefined;
+  const idErr = info.id ? idError(`${field}.id`, info.id.value) : undefined;
   if (idErr) throw new BerthError('INVALID', idErr);
-  if (Buffer.byteLength(info.name ?? '') > 1024) throw new BerthError('INVALID', 'framework_info.name is longer than 1024 bytes');
+  if (typeof info.user !== 'string') throw new BerthError('INVALID', `${field}.user must be set`);
+  if (Buffer.byteLength(info.user) > 255) throw new BerthError('INVALID', `${field}.user is longer than 255 bytes`);
+  if (Buffer.byteLength(info.name ?? '') > 1024) throw new BerthError('INVALID', `${field}.name is longer than 1024 bytes`);
+  if (info.principal !== undefined && Buffer.byteLength(info.principal) > 255) throw new BerthError('INVALID', `${field}.principal is longer than 255 bytes`);
+  const bytes = Buffer.byteLength(JSON.stringify(info));
+  if (bytes > limits.frameworkInfoBytes) throw new BerthError('INVALID', `${field} is ${bytes} bytes (at most ${limits.frameworkInfoBytes}); keep labels small`);
+}
+
+/** SUBSCRIBE: the FrameworkInfo, the id agreement, and the suppressed roles being its own. */
+export function validateSubscribe(call: Call, limits?: FrameworkLimits): void {
+  const sub = call.subscribe;
+  if (!sub) throw new BerthError('INVALID', "Expecting 'subscribe' to be present");
+  validateFrameworkInfo(sub.framework_info, limits, 'subscribe.framework_info');
+  const info = sub.framework_info;
+  if (call.framework_id && info.id && call.framework_id.value !== info.id.value) {
+    throw new BerthError('INVALID', "'framework_id' differs from 'subscribe.framework_info.id'");
+  }
+  const roles = new Set(frameworkRoles(info));
+  for (const r of sub.suppressed_roles ?? []) {
+    if (!roles.has(r)) throw new BerthError('INVALID', `subscribe.suppressed_roles: '${r}' is not one of the framework's roles`);
+  }
+}
+
+/**
+ * UPDATE_FRAMEWORK: a valid FrameworkInfo for the same framework. `current` (the stored info)
+ * is given when known: the principal and user cannot change (Mesos refuses both).
+ */
+export function validateUpdateFramework(call: Call, limits?: FrameworkLimits, current?: FrameworkInfo): void {
+  const upd = call.update_framework;
+  if (!upd) throw new BerthError('INVALID', "Expecting 'update_framework' to be present");
+  validateFrameworkInfo(upd.framework_info, limits, 'update_framework.framework_info');
+  const info = upd.framework_info;
+  const id = info.id?.value;
+  if (id !== undefined && id !== call.framework_id?.value) {
+    throw new BerthError('INVALID', `Updating 'FrameworkInfo.id' is unsupported: expected '${call.framework_id?.value ?? ''}', got '${id}'`);
+  }
+  if (current) {
+    if (info.principal !== undefined && info.principal !== current.principal) {
+      throw new BerthError('INVALID', `Updating 'FrameworkInfo.principal' is unsupported: expected '${current.principal ?? ''}', got '${info.principal}'`);
+    }
+    if (info.user !== current.user) throw new BerthError('INVALID', `Updating 'FrameworkInfo.user' is unsupported: expected '${current.user}', got '${info.user}'`);
+  }
+  const roles = new Set(frameworkRoles(info));
+  for (const r of upd.suppressed_roles ?? []) {
+    if (!roles.has(r)) throw new BerthError('INVALID', `update_framework.suppressed_roles: '${r}' is not one of the framework's roles`);
+  }
+}
+
+/** Bounds for call validation beyond FrameworkInfo. */
+export interface CallLimits extends FrameworkLimits { reconcileTasks: number }
+const DEFAULT_CALL_LIMITS: CallLimits = { ...DEFAULT_FRAMEWORK_LIMITS, reconcileTasks: 10_000 };
+
+/**
+ * Checks a non-SUBSCRIBE call before any effect; throws BerthError for anything the master
+ * will not do, so a transport can answer 4xx with nothing changed. `current` is the calling
+ * framework's stored FrameworkInfo, when known.
+ */
+export function validateCall(call: Call, limits: CallLimits = DEFAULT_CALL_LIMITS, current?: FrameworkInfo): void {
+  switch (call.type) {
+    case 'ACCEPT': {
+      if (!call.accept) throw new BerthError('INVALID', "Expecting 'accept' to be present");
+      for (const op of call.accept.operations ?? []) {
+        if (op.type === 'LAUNCH') continue;
+        if (op.type === 'LAUNCH_GROUP') throw new BerthError('UNSUPPORTED', 'LAUNCH_GROUP is not supported yet; launch the tasks with LAUNCH');
+        throw new BerthError('UNSUPPORTED', `Offer operation ${op.type ?? 'UNKNOWN'} is not supported yet (only LAUNCH)`);
+      }
+      return;
+    }
+    case 'DECLINE':
+      if (!call.decline) throw new BerthError('INVALID', "Expecting 'decline' to be present");
+      return;
+    case 'REVIVE': case 'SUPPRESS': case 'TEARDOWN': case 'REQUEST':
+      return;
+    case 'UPDATE_FRAMEWORK':
+      validateUpdateFramework(call, limits, current);
+      return;
+    case 'KILL':
+      if (!call.kill) throw new BerthError('INVALID', "Expecting 'kill' to be present");
+      return;
+    case 'SHUTDOWN':
+      if (!call.shutdown) throw new BerthError('INVALID', "Expecting 'shutdown' to be present");
+      return;
+    case 'ACKNOWLEDGE': {
+      const a = call.acknowledge;
+      if (!a) throw new BerthError('INVALID', "Expecting 'acknowledge' to be present");
+      if (!isUuidBase64(a.uuid)) throw new BerthError('INVALID', 'acknowledge.uuid is not a valid UUID (16 bytes, base64 in JSON)');
+      return;
+    }
+    case 'RECONCILE': {
+      const n = call.reconcile?.tasks?.length ?? 0;
+      if (n > limits.reconcileTasks) throw new BerthError('INVALID', `reconcile.tasks has ${n} entries (at most ${limits.reconcileTasks}); reconcile in batches`);
+      return;
+    }
+    case 'MESSAGE':
+      throw new BerthError('UNSUPPORTED', 'MESSAGE: custom executors are not supported, so there is no executor to message');
+    case 'ACCEPT_INVERSE_OFFERS': case 'DECLINE_INVERSE_OFFERS':
+      throw new BerthError('UNSUPPORTED', `${call.type}: Berth does not send inverse offers (maintenance is not supported yet)`);
+    case 'ACKNOWLEDGE_OPERATION_STATUS': case 'RECONCILE_OPERATIONS':
+      throw new BerthError('UNSUPPORTED', `${call.type}: operation feedback is not supported yet`);
+    case 'SUBSCRIBE':
+      throw new BerthError('INVALID', 'SUBSCRIBE must open a new event stream');
+    default:
+      throw new BerthError('UNSUPPORTED', `Unknown call type ${call.type ?? 'UNKNOWN'}`);
+  }
 }
