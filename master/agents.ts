@@ -106,6 +106,8 @@ export class Agents {
     for (const report of rereg.tasks ?? []) {
       const fid = report.framework_id.value;
       const tid = report.task.task_id.value;
+      const idErr = idError('framework_id', fid) ?? idError('task_id', tid);
+      if (idErr) { ctx.log.warn({ agent_id: agent.id, err: idErr }, 'ignoring a malformed task in an agent report'); continue; }
       const k = taskKey(fid, tid);
       reported.add(k);
       if (isTerminal(report.state)) {
@@ -131,31 +133,43 @@ export class Agents {
       let task = agent.tasks.get(k);
       const role = report.task.resources?.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? fwRec.roles[0] ?? '*';
       const wasUnreachable = task?.state === 'TASK_UNREACHABLE';
+      const resources = task?.resources ?? report.task.resources ?? [];
+      // The allocator was just given this agent afresh: it holds exactly the reported tasks.
+      // A report it cannot hold (more than the agent has, malformed resources) is the agent's
+      // problem, not the master's: the task is killed there and forgotten here.
+      try {
+        ctx.allocator.recoverAllocation(fid, agent.id, role, Resources.from(resources));
+      } catch (e) {
+        ctx.log.error({ agent_id: agent.id, framework_id: fid, task_id: tid, err: (e as Error).message }, 'agent reports a task it cannot hold; killing it');
+        agent.conn?.send({ version: AGENT_PROTOCOL_VERSION, kill: { framework_id: { value: fid }, task_id: { value: tid } } });
+        reported.delete(k);
+        continue;
+      }
       if (!task) {
         task = {
           id: tid, name: report.task.name, frameworkId: fid, agentId: agent.id, role, state: report.state,
-          resources: report.task.resources ?? [], labels: report.task.labels,
+          resources, labels: report.task.labels, user: report.task.command?.user ?? fwRec.info.user,
         };
         agent.tasks.set(k, task);
         fwRec.tasks.set(tid, task);
       }
       task.state = report.state;
       if (report.latest_status) task.status = report.latest_status;
-      ctx.allocator.recoverAllocation(fid, agent.id, role, Resources.from(task.resources));
       if (wasUnreachable || previous === 'UNREACHABLE') {
         ctx.tasks.sendUpdate(fwRec, ctx.tasks.masterStatus(task, report.state, 'REASON_AGENT_REREGISTERED', `Agent ${agent.id} reregistered`));
       }
     }
-    // Tasks the master believed were on this agent but the agent no longer has: gone.
+    // Tasks the master believed were on this agent but the agent no longer has: gone. Their
+    // resources need no release: the allocator's fresh copy of the agent never held them.
     for (const [k, task] of agent.tasks) {
       if (reported.has(k)) continue;
       const fw = ctx.frameworks.get(task.frameworkId);
       agent.tasks.delete(k);
       fw?.tasks.delete(task.id);
-      if (task.state !== 'TASK_UNREACHABLE') ctx.allocator.recoverResources(task.frameworkId, agent.id, task.role, Resources.from(task.resources));
       const state: TaskState = fw?.partitionAware ? 'TASK_GONE' : 'TASK_LOST';
       task.state = state;
       ctx.tasks.complete(task);
+      ctx.tasks.countTerminal(state);
       if (fw) ctx.tasks.sendUpdate(fw, ctx.tasks.masterStatus(task, state, 'REASON_AGENT_RESTARTED', `Task is no longer known to agent ${agent.id}`));
     }
     for (const fid of killFrameworks) agent.conn?.send({ version: AGENT_PROTOCOL_VERSION, shutdown_framework: { framework_id: { value: fid } } });
