@@ -71,6 +71,8 @@ export class Engine {
   private readonly timers = new Map<string, TimerHandle>();
   private suppressed = false;
   private interestQueued = false;
+  /** Offers were declined with the long idle filter since the last revive. */
+  private idleFiltered = false;
   /** Offers held for the head gang, and its timer. */
   private readonly held = new Map<string, Offer>();
   private heldFor?: string;
@@ -472,7 +474,10 @@ export class Engine {
     return false;
   }
 
-  /** Revive when work appears, suppress when none is left (coalesced to once per tick). */
+  /**
+   * Revive when work appears, suppress when none is left (coalesced to once per tick). A revive is
+   * also needed after declining with the long idle filter: new work must not wait for it to expire.
+   */
   private queueInterest(): void {
     if (this.interestQueued) return;
     this.interestQueued = true;
@@ -480,8 +485,9 @@ export class Engine {
       this.interestQueued = false;
       if (!this.fw) return;
       const want = this.wantsOffers() || this.held.size > 0;
-      if (want && this.suppressed) {
+      if (want && (this.suppressed || this.idleFiltered)) {
         this.suppressed = false;
+        this.idleFiltered = false;
         this.stats.revives++;
         this.fw.revive().catch((e: Error) => { this.suppressed = true; this.log.warn({ err: e.message }, 'revive failed'); });
       } else if (!want && !this.suppressed) {
@@ -535,6 +541,7 @@ export class Engine {
       this.stats.declined += decline.length;
       // Short filter while work waits (a finishing task re-offers sooner anyway); longer when idle.
       const want = this.wantsOffers();
+      if (!want) this.idleFiltered = true;
       calls.push(this.fw.decline(decline, want ? this.declineSeconds : 30).catch(() => undefined));
     }
     this.stats.launched += plan.launched.length;
