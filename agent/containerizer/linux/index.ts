@@ -16,7 +16,7 @@
  *    so the exit record (written before the supervisor exits) is complete.
  *  - The OOM verdict is read before the cgroup is removed.
  */
-import { chown, mkdir, open } from 'node:fs/promises';
+import { chown, mkdir, open, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../../proto/errors.js';
@@ -27,7 +27,7 @@ import { cpuSubsystem } from './cgroups/cpu.js';
 import { detectHierarchy } from './cgroups/detect.js';
 import { freeze, killAll, signalAll, thaw } from './cgroups/freezer.js';
 import type { CgroupFs } from './cgroups/fs.js';
-import { rootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
+import { removeRootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
 import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
 import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
@@ -48,6 +48,11 @@ export interface LinuxContainerizerOptions {
   enableCfs?: boolean;
   /** pids.max per container (default 1024; 0 = unlimited). */
   pidsMax?: number;
+  /**
+   * pids.max on the agent's cgroup root: all its containers together (default half the host's
+   * kernel.pid_max, so a fork storm spread over many containers still leaves the host pids; 0 = unlimited).
+   */
+  pidsMaxTotal?: number;
   /** Let a task asking for root be root on the host (default: root inside a user namespace). */
   allowHostRoot?: boolean;
   /** When set, only these users may run tasks. */
@@ -167,6 +172,7 @@ export class LinuxContainerizer implements Containerizer {
     hier ??= await detectHierarchy(this.opts.cgroupRoot);
     if (!hier) throw new BerthError('UNSUPPORTED', 'no usable cgroup hierarchy (cpu, memory or pids controllers) found');
     await hier.init();
+    await this.capAgentPids(hier);
     let engine: Engine | undefined;
     const shim = this.opts.shimPath === null ? undefined : await locateShim(this.opts.shimPath, this.log);
     if (shim) engine = { kind: 'shim', path: shim };
@@ -183,6 +189,18 @@ export class LinuxContainerizer implements Containerizer {
       cgroupRoot: this.opts.cgroupRoot,
     });
     return { hier, engine };
+  }
+
+  /** Writes the agent-wide pids cap on this agent's root (v1 and v2 both count descendants' tasks). */
+  private async capAgentPids(hier: Hierarchy): Promise<void> {
+    const dir = hier.handle('x').dir('pids');
+    if (dir === undefined) return;
+    let total = this.opts.pidsMaxTotal;
+    if (total === undefined) {
+      const pidMax = Number((await readFile('/proc/sys/kernel/pid_max', 'utf8').catch(() => '32768')).trim());
+      total = Math.max(1024, Math.floor(pidMax / 2));
+    }
+    await hier.fs.write(join(dir.slice(0, dir.lastIndexOf('/')), 'pids.max'), total > 0 ? String(Math.floor(total)) : 'max');
   }
 
   // ---- users ---------------------------------------------------------------
@@ -498,7 +516,7 @@ export class LinuxContainerizer implements Containerizer {
     this.server?.close();
     if (!this.readyPromise || [...this.containers.values()].some((c) => c.state !== 'ended')) return;
     const ready = await this.readyPromise.catch(() => undefined);
-    if (ready) await Promise.all(rootDirs(ready.hier).map((d) => ready.hier.fs.rmdir(d).catch(() => undefined)));
+    if (ready) await removeRootDirs(ready.hier, this.opts.cgroupRoot);
   }
 
   /** Freezes (true) or thaws (false) a running container; used by tests and the operator API. */
