@@ -31,7 +31,8 @@ import { removeRootDirs, type CgroupHandle, type Hierarchy, type Subsystem } fro
 import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
 import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
-import { bootId, catchesSigterm, isSameProcess, procStartTime, readExitRecord } from './proc.js';
+import { bootId, catchesSigterm, isSameProcess, readStat } from '../../proc.js';
+import { readExitRecord } from '../files.js';
 import { locateShellTools, locateShim, shimArgs, startSupervisor, type Engine, type ShimLaunch, type Started } from './shim.js';
 import { ShimServer } from '../shim-server.js';
 import { prepareSandbox } from '../files.js';
@@ -246,7 +247,8 @@ export class LinuxContainerizer implements Containerizer {
     if (prior && prior.state !== 'ended') throw new BerthError('CONFLICT', `container ${spec.containerId} already exists`);
     // User policy first: a forbidden or unknown user is the caller's error whatever the host supports.
     const ids = await this.taskIds(spec);
-    const [{ hier, engine }, boot] = await Promise.all([this.init(), bootId()]);
+    const { hier, engine } = await this.init();
+    const boot = bootId();
 
     const cg = hier.handle(spec.containerId);
     let started: Started | undefined;
@@ -256,10 +258,13 @@ export class LinuxContainerizer implements Containerizer {
       // A server-forked shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on
       // its own core, no thread-pool round trips of the agent). A spawned one starts in it.
       const viaServer = engine.kind === 'shim' && this.useServer;
+      // A pre-start hook (URI fetcher) needs the sandbox before the task starts: then it is made here.
+      const early = spec.beforeExec !== undefined;
       await Promise.all([
         ...SUBSYSTEMS.map((s) => s.prepare(cg, hier.fs, spec.limits, subOpts)),
-        viaServer ? undefined : this.makeSandbox(spec.sandbox, engine.kind === 'shell' ? ids.owner : undefined),
+        viaServer && !early ? undefined : this.makeSandbox(spec.sandbox, engine.kind === 'shell' || early ? ids.owner : undefined),
       ]);
+      if (spec.beforeExec) await spec.beforeExec({ sandbox: spec.sandbox, owner: ids.owner });
       const argv = spec.command.shell ? ['sh', '-c', spec.command.value] : spec.command.arguments?.length ? spec.command.arguments : [spec.command.value];
       const exe = spec.command.shell ? '/bin/sh' : spec.command.value;
       const launch: ShimLaunch = {
@@ -273,7 +278,7 @@ export class LinuxContainerizer implements Containerizer {
         privateTmp: spec.privateTmp === true,
         keepCaps: this.keepCaps,
         owner: ids.owner,
-        makeSandbox: viaServer,
+        makeSandbox: viaServer && !early,
         exe,
         argv,
         env: spec.env,
@@ -284,10 +289,12 @@ export class LinuxContainerizer implements Containerizer {
       await killAll(hier, cg, 5000).catch(() => undefined);
       await hier.remove(cg).catch((e: unknown) => this.log('warn', 'cannot remove cgroup of failed launch', { containerId: spec.containerId, error: String(e) }));
       const msg = err instanceof Error ? err.message : String(err);
-      throw new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+      const wrapped = new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+      (wrapped as Error & { cause?: unknown }).cause = err;
+      throw wrapped;
     }
 
-    const startTime = started.startTime || ((await procStartTime(started.supervisorPid)) ?? 0);
+    const startTime = started.startTime || (readStat(started.supervisorPid)?.startTime ?? 0);
     const record: ContainerRecord = {
       containerId: spec.containerId,
       pid: started.supervisorPid,
@@ -325,7 +332,7 @@ export class LinuxContainerizer implements Containerizer {
     if (c.state !== 'running') return;
     c.state = 'ending';
     const { hier } = await this.init();
-    const rec = await readExitRecord(c.record.runDir);
+    const rec = readExitRecord(c.record.runDir);
     const exit: ContainerExit = rec
       ? { exitCode: rec.exitCode, signal: rec.signal }
       : {
@@ -422,7 +429,7 @@ export class LinuxContainerizer implements Containerizer {
       // installed a handler. Waiting the grace for a task that cannot hear it is pointless, so
       // then we only wait for its descendants (which got SIGTERM normally) before SIGKILL.
       const taskPid = typeof c.record.extra?.['taskPid'] === 'number' ? (c.record.extra['taskPid'] as number) : undefined;
-      const deaf = taskPid !== undefined && !(await catchesSigterm(taskPid));
+      const deaf = taskPid !== undefined && !catchesSigterm(taskPid);
       const n = await signalAll(hier, c.cg, 'SIGTERM').catch(() => 0);
       if (n > 0) {
         const deadline = Date.now() + graceMs;
@@ -439,7 +446,7 @@ export class LinuxContainerizer implements Containerizer {
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
     if ((await Promise.race([c.exit, timeout])) === 'timeout') {
       // Supervisor stuck or already gone without our noticing: check and finalize ourselves.
-      if (!(await isSameProcess(c.record.pid, c.record.startTime))) await this.finalize(c, 'container destroyed');
+      if (!isSameProcess(c.record.pid, c.record.startTime)) await this.finalize(c, 'container destroyed');
       else this.log('error', 'container supervisor did not exit after its task was killed', { containerId, pid: c.record.pid });
     }
   }
@@ -451,7 +458,7 @@ export class LinuxContainerizer implements Containerizer {
 
   async recover(records: ContainerRecord[]): Promise<void> {
     const { hier } = await this.init();
-    const boot = await bootId();
+    const boot = bootId();
     const known = new Set<string>();
     const finalizing: Promise<void>[] = [];
     let adopted = 0;
@@ -462,7 +469,7 @@ export class LinuxContainerizer implements Containerizer {
       const rel = typeof r.extra?.['cgroup'] === 'string' ? (r.extra['cgroup'] as string) : undefined;
       const cg = hier.handle(r.containerId, rel);
       const c = this.track(r, cg, true);
-      const alive = r.bootId === boot && (await isSameProcess(r.pid, r.startTime));
+      const alive = r.bootId === boot && isSameProcess(r.pid, r.startTime);
       if (alive) adopted++;
       else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
     }
@@ -491,9 +498,7 @@ export class LinuxContainerizer implements Containerizer {
       for (const c of this.containers.values()) {
         if (!c.recovered || c.state !== 'running') continue;
         any = true;
-        void isSameProcess(c.record.pid, c.record.startTime).then((alive) => {
-          if (!alive) void this.finalize(c);
-        });
+        if (!isSameProcess(c.record.pid, c.record.startTime)) void this.finalize(c);
       }
       if (!any && this.pollTimer) {
         clearInterval(this.pollTimer);
