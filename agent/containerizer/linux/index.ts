@@ -33,7 +33,7 @@ import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
 import { bootId, catchesSigterm, isSameProcess, readStat } from '../../proc.js';
 import { readExitRecord } from '../files.js';
-import { locateShellTools, locateShim, shimArgs, startSupervisor, type Engine, type ShimLaunch, type Started } from './shim.js';
+import { locateShim, shimArgs, type Engine, type ShimLaunch, type Started } from './shim.js';
 import { ShimServer } from '../shim-server.js';
 import { prepareSandbox } from '../files.js';
 import { resolveUser } from './users.js';
@@ -69,14 +69,8 @@ export interface LinuxContainerizerOptions {
   cgroupFs?: CgroupFs;
   /** Tests/embedding: an explicit hierarchy (wins over detection and fsRoot). */
   hierarchy?: Hierarchy;
-  /** Path of berth-shim; null forces the unshare/setpriv shell engine. */
-  shimPath?: string | null;
-  /**
-   * Start shims through one long-lived `berth-shim --server` (shim-server.ts) instead of spawning
-   * each from the agent's event loop (a synchronous fork+exec of Node, 2–4 ms). Default true;
-   * $BERTH_SHIM_SERVER=0 turns it off.
-   */
-  shimServer?: boolean;
+  /** Path of berth-shim (default: $BERTH_SHIM, else the build output, built on demand). */
+  shimPath?: string;
 }
 
 /** Ended containers kept for wait()/usage() after the end; the oldest are forgotten first. */
@@ -135,11 +129,9 @@ export class LinuxContainerizer implements Containerizer {
   private readyPromise: Promise<{ hier: Hierarchy; engine: Engine }> | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private server: ShimServer | undefined;
-  private readonly useServer: boolean;
   private closed = false;
 
   constructor(options: LinuxContainerizerOptions = {}) {
-    this.useServer = options.shimServer ?? process.env['BERTH_SHIM_SERVER'] !== '0';
     this.opts = {
       ...options,
       cgroupRoot: options.cgroupRoot ?? 'berth',
@@ -174,15 +166,13 @@ export class LinuxContainerizer implements Containerizer {
     if (!hier) throw new BerthError('UNSUPPORTED', 'no usable cgroup hierarchy (cpu, memory or pids controllers) found');
     await hier.init();
     await this.capAgentPids(hier);
-    let engine: Engine | undefined;
-    const shim = this.opts.shimPath === null ? undefined : await locateShim(this.opts.shimPath, this.log);
-    if (shim) engine = { kind: 'shim', path: shim };
-    else {
-      const tools = await locateShellTools();
-      if (!tools) throw new BerthError('UNSUPPORTED', 'neither berth-shim nor util-linux unshare/setpriv is available');
-      engine = { kind: 'shell', tools };
-      this.log('warn', 'berth-shim unavailable: using the slower unshare/setpriv shell engine', {});
-    }
+    // One engine: berth-shim, started through its long-lived server. The server runs with an empty
+    // environment and hands each task its environment only at the task's final execve, after the
+    // privilege drop (no root process ever runs with a task's LD_PRELOAD or the like). The former
+    // per-launch spawn of the shim and the unshare/setpriv shell engine could not: they are gone.
+    const shim = await locateShim(this.opts.shimPath, this.log);
+    if (!shim) throw new BerthError('UNSUPPORTED', 'berth-shim is not available and cannot be built (needs a C compiler: run agent/shim/build.sh)');
+    const engine: Engine = { kind: 'shim', path: shim };
     this.log('info', 'linux containerizer ready', {
       cgroups: hier.label,
       controllers: [...hier.controllers].join(','),
@@ -257,12 +247,13 @@ export class LinuxContainerizer implements Containerizer {
       const subOpts = { enableCfs: this.opts.enableCfs, pidsMax: this.opts.pidsMax };
       // A server-forked shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on
       // its own core, no thread-pool round trips of the agent). A spawned one starts in it.
-      const viaServer = engine.kind === 'shim' && this.useServer;
-      // A pre-start hook (URI fetcher) needs the sandbox before the task starts: then it is made here.
+      // The shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on its own
+      // core, no thread-pool round trips of the agent), unless a pre-start hook (URI fetcher)
+      // needs the sandbox before the task starts: then it is made here.
       const early = spec.beforeExec !== undefined;
       await Promise.all([
         ...SUBSYSTEMS.map((s) => s.prepare(cg, hier.fs, spec.limits, subOpts)),
-        viaServer && !early ? undefined : this.makeSandbox(spec.sandbox, engine.kind === 'shell' || early ? ids.owner : undefined),
+        early ? this.makeSandbox(spec.sandbox, ids.owner) : undefined,
       ]);
       if (spec.beforeExec) await spec.beforeExec({ sandbox: spec.sandbox, owner: ids.owner });
       const argv = spec.command.shell ? ['sh', '-c', spec.command.value] : spec.command.arguments?.length ? spec.command.arguments : [spec.command.value];
@@ -278,12 +269,12 @@ export class LinuxContainerizer implements Containerizer {
         privateTmp: spec.privateTmp === true,
         keepCaps: this.keepCaps,
         owner: ids.owner,
-        makeSandbox: viaServer && !early,
+        makeSandbox: !early,
         exe,
         argv,
         env: spec.env,
       };
-      started = viaServer ? await this.startViaServer(engine.path, launch) : await startSupervisor(engine, launch);
+      started = await this.startViaServer(engine.path, launch);
     } catch (err) {
       // Nothing of a failed launch may remain: kill whatever joined, remove the cgroup.
       await killAll(hier, cg, 5000).catch(() => undefined);
