@@ -95,7 +95,7 @@ async function clusterSlots(master: string, cpus: number): Promise<number> {
   return s.slaves.reduce((n, a) => n + Math.floor(a.resources.cpus / cpus + 1e-9), 0);
 }
 
-async function arrayRow(n: number): Promise<number | undefined> {
+async function arrayRow(n: number): Promise<{ wall: number; slots: number }> {
   progress(`batch: berth up + a ${n}-task array of true`);
   const up = await startUp();
   try {
@@ -108,7 +108,7 @@ async function arrayRow(n: number): Promise<number | undefined> {
     const params = { tasks: n, cpus: 0.1, mem: 32, slots, topology: 'berth up: master + 2 posix agents + batch framework, real processes', baseline_what: `node spawn /bin/sh -c true x${n}, concurrency ${slots}`, target_ms: 3000 };
     emit({ name: 'batch.array.wall', value: Math.round(wall), unit: 'ms', baseline: Math.round(base.elapsedMs), params });
     emit({ name: 'batch.array.rate', value: (n / wall) * 1000, unit: 'tasks/s', baseline: baseRate, params });
-    return wall;
+    return { wall, slots };
   } finally {
     await up.stop();
   }
@@ -117,7 +117,7 @@ async function arrayRow(n: number): Promise<number | undefined> {
 // ------------------------------------------------------------------ Slurm
 
 /** A single-node slurmctld + slurmd on loopback, the same array with --oversubscribe; null when Slurm is missing. */
-async function slurmRow(n: number, install: boolean): Promise<number | undefined> {
+async function slurmRow(n: number, install: boolean, slots: number): Promise<{ ms: number; failed: number; perCpu: number } | undefined> {
   const have = (c: string): boolean => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
   if (!have('slurmctld') && install) {
     progress('installing slurm-wlm (apt-get)');
@@ -133,6 +133,8 @@ async function slurmRow(n: number, install: boolean): Promise<number | undefined
   const procs: ChildProcess[] = [];
   const node = hostname().split('.')[0]!;
   const cpus = Math.max(1, Number(execFileSync('nproc').toString().trim()));
+  // As many tasks at once as Berth's cluster has slots, so both run the same concurrency.
+  const slotsPerCpu = Math.max(1, Math.round(slots / cpus));
   try {
     // munge: a key of our own and a socket in the temp dir, so nothing system-wide is touched.
     const key = path.join(dir, 'munge.key');
@@ -149,7 +151,7 @@ async function slurmRow(n: number, install: boolean): Promise<number | undefined
       `SlurmctldPidFile=${dir}/slurmctld.pid`, `SlurmdPidFile=${dir}/slurmd.pid`, 'ProctrackType=proctrack/linuxproc', 'TaskPlugin=task/none',
       'SchedulerType=sched/backfill', 'SelectType=select/cons_tres', 'SelectTypeParameters=CR_Core', 'ReturnToService=2', 'MaxArraySize=100001', 'MaxJobCount=200000',
       'SlurmUser=root', 'SlurmdUser=root', 'JobAcctGatherType=jobacct_gather/none', 'AccountingStorageType=accounting_storage/none', 'MpiDefault=none',
-      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} State=UNKNOWN`, `PartitionName=bench Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:1000`,
+      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} State=UNKNOWN`, `PartitionName=bench Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES:${slotsPerCpu}`,
     ].join('\n') + '\n');
     const env = { ...process.env, SLURM_CONF: conf };
     procs.push(spawn('slurmctld', ['-D', '-i', '-f', conf], { env, stdio: 'ignore' }));
@@ -157,17 +159,26 @@ async function slurmRow(n: number, install: boolean): Promise<number | undefined
     const ready = (): boolean => /idle/.test(spawnSync('sinfo', ['-h', '-o', '%t'], { env }).stdout?.toString() ?? '');
     for (let i = 0; i < 150 && !ready(); i++) await new Promise((r) => setTimeout(r, 200));
     if (!ready()) { progress('slurm: skipped (the node did not come up idle)'); return undefined; }
-    const run = async (count: number): Promise<number> => {
+    const run = async (count: number): Promise<{ ms: number; failed: number }> => {
       const t0 = performance.now();
       const r = spawnSync('sbatch', ['--parsable', `--array=0-${count - 1}`, '--oversubscribe', '-o', '/dev/null', '-e', '/dev/null', '--wrap=true'], { env });
       if (r.status !== 0) throw new Error(`sbatch: ${r.stderr.toString()}`);
       const id = r.stdout.toString().trim();
-      while ((spawnSync('squeue', ['-h', '-j', id, '-o', '%i'], { env }).stdout?.toString() ?? '').trim() !== '') await new Promise((res) => setTimeout(res, 50));
-      return performance.now() - t0;
+      // Until nothing of the array can still run: tasks whose launch failed are requeued *held*
+      // by Slurm and would wait forever; they are counted as failed, not waited for.
+      for (;;) {
+        const lines = (spawnSync('squeue', ['-h', '-j', id, '-o', '%T %r'], { env }).stdout?.toString() ?? '').trim().split('\n').filter(Boolean);
+        const live = lines.filter((l) => !/held/i.test(l));
+        if (live.length === 0) return { ms: performance.now() - t0, failed: lines.length };
+        if (performance.now() - t0 > 600_000) throw new Error('slurm array not done after 10 minutes');
+        await new Promise((res) => setTimeout(res, 50));
+      }
     };
-    progress(`slurm: warm-up, then a ${n}-task array`);
+    progress(`slurm: warm-up, then a ${n}-task array (${slotsPerCpu} per cpu, ${slotsPerCpu * cpus} at once)`);
     await run(20);
-    return await run(n);
+    const res = await run(n);
+    spawnSync('scancel', [`--name=wrap`], { env });
+    return { ...res, perCpu: slotsPerCpu };
   } catch (e) {
     progress(`slurm: skipped (${(e as Error).message.split('\n')[0]})`);
     return undefined;
@@ -248,10 +259,12 @@ export async function run(args: string[]): Promise<void> {
   const simN = Number(flag(args, 'sim-tasks', '100000'));
   const rows = flag(args, 'rows', 'array,slurm,sim').split(',');
   let berthMs: number | undefined;
-  if (rows.includes('array')) berthMs = await arrayRow(n);
+  let slots = 20;
+  if (rows.includes('array')) ({ wall: berthMs, slots } = await arrayRow(n));
   if (rows.includes('slurm')) {
-    const ms = await slurmRow(n, flag(args, 'slurm-install', 'false') === 'true');
-    const params = { tasks: n, what: 'single-node slurmctld + slurmd on loopback, sbatch --array --oversubscribe --wrap=true, sbatch → queue empty', baseline_what: 'Berth batch.array.wall of this run' };
+    const r = await slurmRow(n, flag(args, 'slurm-install', 'false') === 'true', slots);
+    const ms = r?.ms;
+    const params = { tasks: n, failed_launches: r?.failed, per_cpu: r?.perCpu, what: 'single-node slurmctld + slurmd on loopback, partition OverSubscribe=YES:k (same concurrency as Berth), sbatch --array --oversubscribe --wrap=true, sbatch → queue empty', baseline_what: 'Berth batch.array.wall of this run' };
     if (ms !== undefined) {
       emit({ name: 'batch.slurm.wall', value: Math.round(ms), unit: 'ms', baseline: berthMs === undefined ? null : Math.round(berthMs), params });
       emit({ name: 'batch.slurm.rate', value: (n / ms) * 1000, unit: 'tasks/s', baseline: berthMs === undefined ? null : (n / berthMs) * 1000, params });
