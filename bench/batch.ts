@@ -151,7 +151,7 @@ async function slurmRow(n: number, install: boolean, slots: number): Promise<{ m
       `SlurmctldPidFile=${dir}/slurmctld.pid`, `SlurmdPidFile=${dir}/slurmd.pid`, 'ProctrackType=proctrack/linuxproc', 'TaskPlugin=task/none',
       'SchedulerType=sched/backfill', 'SelectType=select/cons_tres', 'SelectTypeParameters=CR_Core', 'ReturnToService=2', 'MaxArraySize=100001', 'MaxJobCount=200000',
       'SlurmUser=root', 'SlurmdUser=root', 'JobAcctGatherType=jobacct_gather/none', 'AccountingStorageType=accounting_storage/none', 'MpiDefault=none',
-      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} State=UNKNOWN`, `PartitionName=bench Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES:${slotsPerCpu}`,
+      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} State=UNKNOWN`, `PartitionName=bench Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:${slotsPerCpu}`,
     ].join('\n') + '\n');
     const env = { ...process.env, SLURM_CONF: conf };
     procs.push(spawn('slurmctld', ['-D', '-i', '-f', conf], { env, stdio: 'ignore' }));
@@ -183,12 +183,16 @@ async function slurmRow(n: number, install: boolean, slots: number): Promise<{ m
     progress(`slurm: skipped (${(e as Error).message.split('\n')[0]})`);
     return undefined;
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    // Stop the daemons and wait for them to exit before removing their state directory.
+    await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
+      if (p.exitCode !== null || p.signalCode !== null) { resolve(); return; }
+      const t = setTimeout(() => p.kill('SIGKILL'), 5_000);
+      p.once('exit', () => { clearTimeout(t); resolve(); });
+      p.kill('SIGTERM');
+    })));
     const pid = path.join(dir, 'munged.pid');
     if (existsSync(pid)) spawnSync('sh', ['-c', `kill $(cat ${pid})`]);
-    rmSync(dir, { recursive: true, force: true });
+    try { rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }); } catch (e) { progress(`slurm: could not remove ${dir}: ${(e as Error).message}`); }
   }
 }
 
@@ -264,7 +268,7 @@ export async function run(args: string[]): Promise<void> {
   if (rows.includes('slurm')) {
     const r = await slurmRow(n, flag(args, 'slurm-install', 'false') === 'true', slots);
     const ms = r?.ms;
-    const params = { tasks: n, failed_launches: r?.failed, per_cpu: r?.perCpu, what: 'single-node slurmctld + slurmd on loopback, partition OverSubscribe=YES:k (same concurrency as Berth), sbatch --array --oversubscribe --wrap=true, sbatch → queue empty', baseline_what: 'Berth batch.array.wall of this run' };
+    const params = { tasks: n, failed_launches: r?.failed, per_cpu: r?.perCpu, what: 'single-node slurmctld + slurmd on loopback, partition OverSubscribe=FORCE:k (the same concurrency as Berth has slots), sbatch --array --oversubscribe --wrap=true, sbatch → queue empty', baseline_what: 'Berth batch.array.wall of this run' };
     if (ms !== undefined) {
       emit({ name: 'batch.slurm.wall', value: Math.round(ms), unit: 'ms', baseline: berthMs === undefined ? null : Math.round(berthMs), params });
       emit({ name: 'batch.slurm.rate', value: (n / ms) * 1000, unit: 'tasks/s', baseline: berthMs === undefined ? null : (n / berthMs) * 1000, params });
