@@ -224,10 +224,24 @@ t('bad input: invalid spec 422 naming the field, malformed body 400, DAG cycle n
   assert.is((await call(c.api, 'GET', '/v1/jobs/missing', undefined, [404])).status, 404);
 });
 
-t('logs: a task\'s stdout and stderr are read from its agent\'s sandbox through the API and the CLI', async () => {
+t('events stream a job\'s progress as SSE; logs read a task\'s stdout and stderr from its agent\'s sandbox through the API and the CLI', async () => {
   c = await startBatchCluster({ agents: ['cpus:1;mem:1024'] });
+  // Server-Sent Events: the job's progress as it happens.
+  const ac = new AbortController();
+  const events = await fetch(`${c.api}/v1/events?job=talk`, { signal: ac.signal });
+  assert.is(events.headers.get('content-type'), 'text/event-stream');
+  let sse = '';
+  const reading = (async () => {
+    const dec = new TextDecoder();
+    try { for await (const chunk of events.body!) { sse += dec.decode(chunk as Uint8Array); if (/"state":"SUCCEEDED","counts"/.test(sse)) break; } } catch { /* aborted */ }
+  })();
   await call(c.api, 'POST', '/v1/jobs', { id: 'talk', cmd: 'echo "out $BERTH_TASK_INDEX"; echo "err $BERTH_TASK_INDEX" >&2', cpus: 0.1, mem: 32, array: '3-4' });
   await waitJob(c.api, 'talk', 30_000);
+  await Promise.race([reading, new Promise((r) => setTimeout(r, 5000))]);
+  ac.abort();
+  assert.match(sse, /event: job\ndata: \{"type":"job","id":"talk","state":"PENDING"/);
+  assert.match(sse, /event: index\ndata: \{"type":"index","job":"talk","index":4,"state":"SUCCEEDED","attempt":1,"exitCode":0\}/);
+  assert.match(sse, /"id":"talk","state":"SUCCEEDED"/);
   const out = await (await fetch(`${c.api}/v1/jobs/talk/logs?index=4`)).text();
   assert.is(out, 'out 4\n');
   const err = await (await fetch(`${c.api}/v1/jobs/talk/logs?index=3&stream=stderr`)).text();
