@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../proto/log.js';
 import { BerthError } from '../sdk/index.js';
 import type { BatchEvent, Engine } from './engine.js';
-import { IDX, S, type Job } from './model.js';
+import { IDX, type Job } from './model.js';
 import { LIMITS, parseSubmission, positionOf, SpecError } from './spec.js';
 
 export interface ApiServer { url: string; port: number; close(): Promise<void> }
@@ -222,4 +222,3 @@ export async function startApi(engine: Engine, opts: { host: string; port: numbe
   };
 }
 
-export { S };

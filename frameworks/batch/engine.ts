@@ -28,7 +28,7 @@ import {
 } from '../sdk/index.js';
 import { cronError, nextFire } from './cron.js';
 import { findCycle } from './dag.js';
-import { Job, S, exitCodeOf, isJobTerminal, parseTaskId, taskIdOf, type Attempt, type JobState } from './model.js';
+import { Job, S, exitCodeOf, parseTaskId, taskIdOf, type Attempt, type JobState } from './model.js';
 import type { Persist } from './persist.js';
 import { Queues, normalizeQueue, type QueueConfig, type QueueState } from './queues.js';
 import { LIMITS, normalizeJob, positionOf, SpecError, type NormalizedJob } from './spec.js';
@@ -899,7 +899,6 @@ export class Engine {
   capacity(): { cpus: number; mem: number } { return this.totals(); }
 }
 
-export { isJobTerminal };
 
 /** One offer round: the offers, a Placer over them, and the tasks placed per offer. */
 class Round {
