@@ -65,6 +65,11 @@ export class Agents {
       if (err) throw new BerthError('INVALID', err);
     }
     let agent = id ? this.byId.get(id) : undefined;
+    // An id held by a live, authenticated connection is that agent's: another connection
+    // cannot take it over (it would drop the real agent's link and speak for its tasks).
+    if (agent?.conn && agent.conn !== conn && !agent.conn.closed && agent.principal !== undefined) {
+      throw new BerthError('FORBIDDEN', `agent ${id} is registered on a live authenticated connection; refusing a second registration under its id`);
+    }
     if (!id) id = `${ctx.id}-S${this.nextAgent++}`;
     const infoWithId: AgentInfo = { ...info, id: { value: id } };
     if (!agent) await ctx.registry.append({ type: 'agent_admitted', agent_id: id, info: infoWithId, at: ctx.clock.now() });

@@ -60,6 +60,10 @@ export class Master {
   /** The parts, for transports and tests that need one directly. */
   readonly parts: Pick<MasterContext, 'agents' | 'frameworks' | 'offers' | 'tasks' | 'allocation'>;
   readonly view: StateView;
+  /** The bounds in force. */
+  get limits(): MasterContext['limits'] { return this.ctx.limits; }
+  /** Who may do what (ACLs); the edge's operator endpoints ask it too. */
+  get authorizer(): MasterContext['authorizer'] { return this.ctx.authorizer; }
   /** Transports refuse unauthenticated framework / agent connections when set. */
   authenticateFrameworks = false;
   authenticateAgents = false;
