@@ -14,6 +14,7 @@ import { cluster, settle, task, TestFramework } from './harness.js';
 import { FileRegistry } from '../../master/registry/file.js';
 import { silentLogger } from '../../proto/log.js';
 import type { Call } from '../../proto/types.js';
+import { LocalAuthorizer } from '../../master/auth/acls.js';
 
 async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   try { await p; } catch (e) { assert.match((e as Error).message, re); return; }
@@ -134,6 +135,29 @@ test('a failover timeout of 30 days is honoured: the framework is kept past 24.8
     c.clock.advance(2000);
     await settle();
     assert.not.ok(c.master.framework(fw.id), 'removed at 30 days');
+  } finally { await c.stop(); }
+});
+
+test('run_tasks ACL: a task as a user the principal may not use gets TASK_ERROR (unauthorized); /state never shows task environments', async () => {
+  const acls = LocalAuthorizer.parse(JSON.stringify({
+    run_tasks: [{ principals: { values: ['web'] }, users: { values: ['nobody'] } }, { principals: { type: 'ANY' }, users: { type: 'NONE' } }],
+  }), 'test acls');
+  const c = await cluster({ authorizer: acls });
+  try {
+    const agent = await c.agent('a1', 'cpus:4;mem:4096');
+    const fw = await c.framework({ principal: 'web', user: 'nobody' });
+    const asRoot = { ...task('as-root', agent.id, 'cpus:1;mem:128'), command: { value: 'id', user: 'root' } };
+    const asNobody = { ...task('as-nobody', agent.id, 'cpus:1;mem:128'), command: { value: 'id', environment: { variables: [{ name: 'TOKEN', value: 's3cr3t-value' }] } } };
+    fw.launch(fw.outstanding()[0]!, [asRoot, asNobody]);
+    await settle();
+    const err = fw.updates().find((u) => u.task_id.value === 'as-root');
+    assert.is(err?.state, 'TASK_ERROR');
+    assert.is(err?.reason, 'REASON_TASK_UNAUTHORIZED');
+    assert.match(err?.message ?? '', /not authorized to run tasks as user 'root'/);
+    assert.equal(agent.launched.map((l) => l.task.task_id.value), ['as-nobody']);
+    const state = JSON.stringify(c.master.state());
+    assert.ok(state.includes('as-nobody'), 'the task is listed');
+    assert.not.ok(state.includes('s3cr3t-value'), 'its environment is not');
   } finally { await c.stop(); }
 });
 
