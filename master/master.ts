@@ -127,7 +127,7 @@ export class Master {
     const state = await this.registry.load();
     await this.registry.append({ type: 'master_started', master_id: ctx.id, at: ctx.startedAt });
     ctx.frameworks.recover(state.frameworks, state.removedFrameworks);
-    ctx.agents.recover(state.agents);
+    ctx.agents.recover(state.agents, state.unreachable);
     this.log.info({ master_id: ctx.id, frameworks: state.frameworks.size, agents: state.agents.size, starts: state.starts }, 'master started');
     ctx.allocation.start();
     ctx.agents.start();

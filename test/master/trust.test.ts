@@ -15,6 +15,7 @@ import { FileRegistry } from '../../master/registry/file.js';
 import { silentLogger } from '../../proto/log.js';
 import type { Call } from '../../proto/types.js';
 import { LocalAuthorizer } from '../../master/auth/acls.js';
+import type { MemoryRegistry } from '../../master/registry/types.js';
 
 async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   try { await p; } catch (e) { assert.match((e as Error).message, re); return; }
@@ -158,6 +159,48 @@ test('run_tasks ACL: a task as a user the principal may not use gets TASK_ERROR 
     const state = JSON.stringify(c.master.state());
     assert.ok(state.includes('as-nobody'), 'the task is listed');
     assert.not.ok(state.includes('s3cr3t-value'), 'its environment is not');
+  } finally { await c.stop(); }
+});
+
+test('unreachability is durable before frameworks hear of it, survives a restart, and an agent gone past --registry-max-agent-age is removed', async () => {
+  const c = await cluster({ agentPingIntervalMs: 1000, maxMissedPings: 1, registryMaxAgentAgeMs: 60_000 });
+  const registry = c.registry as MemoryRegistry;
+  try {
+    const agent = await c.agent('a1', 'cpus:2;mem:1024');
+    const fw = await c.framework();
+    fw.launch(fw.outstanding()[0]!, [task('t1', agent.id, 'cpus:1;mem:128')]);
+    await settle();
+    agent.update(fw.id, 't1', 'TASK_RUNNING');
+    agent.answerPings = false;
+    await c.tick(3000);
+    assert.is(c.master.agent(agent.id)?.status, 'UNREACHABLE');
+    const lostAt = fw.updates().findIndex((u) => u.state === 'TASK_LOST');
+    assert.ok(lostAt >= 0, 'TASK_LOST sent');
+    assert.ok(registry.events.some((e) => e.type === 'agent_unreachable' && e.agent_id === agent.id), 'persisted');
+    // A restart on the same registry remembers it is unreachable (not merely "recovered").
+    const c2 = await cluster({ registry, agentPingIntervalMs: 1000, registryMaxAgentAgeMs: 60_000 });
+    try {
+      assert.is(c2.master.agent(agent.id)?.status, 'UNREACHABLE');
+    } finally { await c2.stop(); }
+    await c.tick(61_000, 1000);
+    assert.not.ok(c.master.agent(agent.id), 'removed past the max age');
+    assert.ok(registry.events.some((e) => e.type === 'agent_removed' && e.agent_id === agent.id), 'removal persisted');
+  } finally { await c.stop(); }
+});
+
+test('unreachable agents beyond --registry-max-agent-count are removed, oldest first', async () => {
+  const c = await cluster({ agentPingIntervalMs: 1000, maxMissedPings: 1, registryMaxAgentCount: 2 });
+  try {
+    const agents = [];
+    for (let i = 0; i < 3; i++) {
+      const a = await c.agent(`a${i}`, 'cpus:1;mem:256');
+      agents.push(a);
+    }
+    for (const a of agents) { a.answerPings = false; await c.tick(3000, 500); }
+    await c.tick(2000, 500);
+    assert.not.ok(c.master.agent(agents[0]!.id), 'the oldest unreachable agent was removed');
+    assert.is(c.master.agent(agents[1]!.id)?.status, 'UNREACHABLE');
+    assert.is(c.master.agent(agents[2]!.id)?.status, 'UNREACHABLE');
   } finally { await c.stop(); }
 });
 
