@@ -28,7 +28,9 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
     throw new BerthError('INVALID', `--containerizer must be posix, linux or auto (got '${o.containerizer}')`);
   }
   const range = /^(\d+):(\d+)$/.exec(o.usernsUidRange);
-  if (!range || Number(range[2]) < 1) throw new BerthError('INVALID', `--userns-uid-range must be START:COUNT with COUNT >= 1 (got '${o.usernsUidRange}')`);
+  if (!range || Number(range[1]) < 1 || Number(range[2]) < 65_536 || Number(range[1]) + Number(range[2]) > 2 ** 32) {
+    throw new BerthError('INVALID', `--userns-uid-range must be START:COUNT with START >= 1, COUNT >= 65536 (one block per root container) and START+COUNT <= 2^32 (got '${o.usernsUidRange}')`);
+  }
   const capabilities = list(o.capabilities) ?? [];
   const { startAgent } = await import('../agent/main.js');
   const started = await startAgent({

@@ -67,7 +67,7 @@ program.command('agent')
   .option('--cgroup-root <path>', 'linux: this agent\'s own cgroup root, e.g. berth/a1 (default berth/agent-<hash of --work-dir>); never shared by two agents')
   .option('--allow-host-root', 'linux: let a task asking for root be root on the host (default: root inside a user namespace)')
   .option('--allowed-users <list>', 'linux: comma-separated users tasks may run as (default: any existing user)')
-  .option('--userns-uid-range <start:count>', 'linux: host uids that a root task\'s user namespace maps to', '1000000:65536')
+  .option('--userns-uid-range <start:count>', 'linux: this agent\'s pool of host ids for root tasks; each root container gets its own block of 65536 from it (agents on one host need disjoint pools)', '1048576:33554432')
   .option('--capabilities <list>', 'linux: capabilities kept in the bounding set, comma-separated (default: none)', '')
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');

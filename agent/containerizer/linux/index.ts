@@ -16,7 +16,7 @@
  *    so the exit record (written before the supervisor exits) is complete.
  *  - The OOM verdict is read before the cgroup is removed.
  */
-import { chown, mkdir, open, readFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../../proto/errors.js';
@@ -37,6 +37,10 @@ import { locateShim, shimArgs, type Engine, type ShimLaunch, type Started } from
 import { ShimServer } from '../shim-server.js';
 import { prepareSandbox } from '../files.js';
 import { resolveUser } from './users.js';
+import { USERNS_BLOCK, UsernsBlocks } from './userns.js';
+
+/** Default pool of host ids for root tasks: 512 blocks of 65,536 from 2^20. */
+export const DEFAULT_USERNS_POOL = { start: 1 << 20, count: 512 * USERNS_BLOCK } as const;
 
 export { probeLinux, type LinuxProbe } from './probe.js';
 
@@ -58,7 +62,11 @@ export interface LinuxContainerizerOptions {
   allowHostRoot?: boolean;
   /** When set, only these users may run tasks. */
   allowedUsers?: string[];
-  /** Host ids that uid/gid 0..count-1 of a root task's user namespace map to (default 1_000_000 + 65536). */
+  /**
+   * This agent's pool of host ids for root tasks' user namespaces: each root container takes its
+   * own block of 65,536 from it (see userns.ts). Default 1,048,576 + 512 blocks. Agents on one
+   * host need disjoint pools.
+   */
   uidRange?: { start: number; count: number };
   /** Capabilities kept in the bounding set (default none). */
   capabilities?: string[];
@@ -124,7 +132,7 @@ export class LinuxContainerizer implements Containerizer {
     LinuxContainerizerOptions;
   private readonly log: LogFn;
   private readonly keepCaps: bigint;
-  private readonly uidRange: { start: number; count: number };
+  private readonly userns: UsernsBlocks;
   private readonly containers = new Map<string, Container>();
   private readyPromise: Promise<{ hier: Hierarchy; engine: Engine }> | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -144,10 +152,7 @@ export class LinuxContainerizer implements Containerizer {
     }
     this.log = options.log ?? (() => undefined);
     this.keepCaps = capabilityMask(options.capabilities ?? []);
-    this.uidRange = options.uidRange ?? { start: 1_000_000, count: 65_536 };
-    if (!(this.uidRange.start > 0 && this.uidRange.count >= 1)) {
-      throw new BerthError('INVALID', `invalid uidRange ${JSON.stringify(this.uidRange)}: start must be > 0 and count ≥ 1`);
-    }
+    this.userns = new UsernsBlocks(options.uidRange ?? DEFAULT_USERNS_POOL);
   }
 
   /** The hierarchy in use (after the first launch/recover, or after `init()`). */
@@ -206,9 +211,10 @@ export class LinuxContainerizer implements Containerizer {
     const u = await resolveUser(name);
     if (!u) throw new BerthError('NOT_FOUND', `unknown user '${name}': no such user on this agent`);
     if (u.uid === 0 && !this.opts.allowHostRoot) {
-      // Root inside a user namespace: uid 0 there is uidRange.start on the host, which owns nothing else.
-      const { start, count } = this.uidRange;
-      return { launch: { uid: 0, gid: 0, groups: [] }, userns: { hostUid: start, count }, owner: { uid: start, gid: start } };
+      // Root inside a user namespace: uid 0 there is the first id of this container's own block on
+      // the host, which owns nothing but this container's sandbox.
+      const start = this.userns.acquire(spec.containerId);
+      return { launch: { uid: 0, gid: 0, groups: [] }, userns: { hostUid: start, count: USERNS_BLOCK }, owner: { uid: start, gid: start } };
     }
     return { launch: { uid: u.uid, gid: u.gid, groups: u.groups }, owner: { uid: u.uid, gid: u.gid } };
   }
@@ -216,9 +222,10 @@ export class LinuxContainerizer implements Containerizer {
   /** Creates the sandbox; with `owner`, it and its stdout/stderr then belong to the task's (host-mapped) user. */
   private async makeSandbox(sandbox: string, owner?: { uid: number; gid: number }): Promise<void> {
     if (!owner) { await prepareSandbox(sandbox); return; }
-    await mkdir(sandbox, { recursive: true });
+    await mkdir(sandbox, { recursive: true, mode: 0o750 });
+    await chmod(sandbox, 0o750);
     const own = async (f: string): Promise<void> => {
-      const fh = await open(f, 'a', 0o644);
+      const fh = await open(f, 'a', 0o640);
       try {
         await fh.chown(owner.uid, owner.gid);
       } finally {
@@ -237,7 +244,14 @@ export class LinuxContainerizer implements Containerizer {
     if (prior && prior.state !== 'ended') throw new BerthError('CONFLICT', `container ${spec.containerId} already exists`);
     // User policy first: a forbidden or unknown user is the caller's error whatever the host supports.
     const ids = await this.taskIds(spec);
-    const { hier, engine } = await this.init();
+    let ready: { hier: Hierarchy; engine: Engine };
+    try {
+      ready = await this.init();
+    } catch (err) {
+      this.userns.release(spec.containerId);
+      throw err;
+    }
+    const { hier, engine } = ready;
     const boot = bootId();
 
     const cg = hier.handle(spec.containerId);
@@ -277,6 +291,7 @@ export class LinuxContainerizer implements Containerizer {
       started = await this.startViaServer(engine.path, launch);
     } catch (err) {
       // Nothing of a failed launch may remain: kill whatever joined, remove the cgroup.
+      this.userns.release(spec.containerId);
       await killAll(hier, cg, 5000).catch(() => undefined);
       await hier.remove(cg).catch((e: unknown) => this.log('warn', 'cannot remove cgroup of failed launch', { containerId: spec.containerId, error: String(e) }));
       const msg = err instanceof Error ? err.message : String(err);
@@ -294,7 +309,7 @@ export class LinuxContainerizer implements Containerizer {
       sandbox: spec.sandbox,
       runDir: spec.runDir,
       limits: spec.limits,
-      extra: { cgroup: cg.relPath, cgroupVersion: hier.version, taskPid: started.taskPid, engine: engine.kind },
+      extra: { cgroup: cg.relPath, cgroupVersion: hier.version, taskPid: started.taskPid, engine: engine.kind, ...(ids.userns ? { usernsHostUid: ids.userns.hostUid } : {}) },
     };
     const c = this.track(record, cg, false);
     c.child = started.child;
@@ -353,11 +368,30 @@ export class LinuxContainerizer implements Containerizer {
     } catch (err) {
       this.log('error', 'cannot clean up container cgroup', { containerId: c.id, error: String(err) });
     }
+    await this.sealSandbox(c);
     c.state = 'ended';
     c.child = undefined;
     c.resolveExit(exit);
     this.log('info', 'container ended', { containerId: c.id, ...exit });
     this.forgetOldEnded();
+  }
+
+  /**
+   * A root container's id block is recycled only once nothing of it can be reached by the next
+   * holder: its sandbox is handed to root (0700). The agent still serves its files (as root).
+   */
+  private async sealSandbox(c: Container): Promise<void> {
+    const hostUid = c.record.extra?.['usernsHostUid'];
+    if (typeof hostUid !== 'number') return;
+    try {
+      await chown(c.record.sandbox, 0, 0);
+      await chmod(c.record.sandbox, 0o700);
+      this.userns.release(c.id);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.userns.release(c.id);
+      // Otherwise the block stays taken: handing it on with the sandbox still reachable is worse.
+      else this.log('error', 'cannot seal the sandbox of an ended root container; its id block stays reserved', { containerId: c.id, error: String(err) });
+    }
   }
 
   private forgetOldEnded(): void {
@@ -459,6 +493,10 @@ export class LinuxContainerizer implements Containerizer {
       if (existing && existing.state !== 'ended') continue;
       const rel = typeof r.extra?.['cgroup'] === 'string' ? (r.extra['cgroup'] as string) : undefined;
       const cg = hier.handle(r.containerId, rel);
+      const hostUid = r.extra?.['usernsHostUid'];
+      if (typeof hostUid === 'number' && !this.userns.adopt(r.containerId, hostUid)) {
+        this.log('error', 'two recovered containers claim one user-namespace block', { containerId: r.containerId, hostUid });
+      }
       const c = this.track(r, cg, true);
       const alive = r.bootId === boot && isSameProcess(r.pid, r.startTime);
       if (alive) adopted++;

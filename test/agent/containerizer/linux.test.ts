@@ -11,11 +11,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LinuxContainerizer, probeLinux, type LinuxContainerizerOptions } from '../../../agent/containerizer/linux/index.js';
+import { DEFAULT_USERNS_POOL, LinuxContainerizer, probeLinux, type LinuxContainerizerOptions } from '../../../agent/containerizer/linux/index.js';
 import { detectHierarchy } from '../../../agent/containerizer/linux/cgroups/detect.js';
 import { killAll } from '../../../agent/containerizer/linux/cgroups/freezer.js';
 import { cpuTotalSecs } from '../../../agent/containerizer/linux/cgroups/cpu.js';
@@ -33,7 +33,7 @@ const base = mkdtempSync(join(tmpdir(), 'berth-linux-test-'));
 // Tasks run as unprivileged users (and as mapped root): they must be able to traverse to their sandboxes.
 chmodSync(base, 0o755);
 const live: LinuxContainerizer[] = [];
-const hostUidStart = 1_000_000;
+const hostUidStart = DEFAULT_USERNS_POOL.start;
 
 function cz(opts: LinuxContainerizerOptions = {}): LinuxContainerizer {
   const c = new LinuxContainerizer({ cgroupRoot: ROOT, ...opts });
@@ -169,13 +169,44 @@ rootTest('root: a task asking for root is uid 0 inside, unprivileged on the host
     const taskPid = rec.extra?.['taskPid'] as number;
     const status = readFileSync(`/proc/${taskPid}/status`, 'utf8');
     const hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-    assert.is(hostUid, hostUidStart, 'host uid of the task');
+    assert.ok(hostUid >= hostUidStart && (hostUid - hostUidStart) % 65_536 === 0, `host uid of the task is the start of a block of the pool (${hostUid})`);
     assert.is(out(s).trim().split('\n')[0], '0');
     assert.match(out(s), /DENIED/);
     assert.is(readFileSync(target, 'utf8'), 'original\n');
   } finally {
     await c.destroy(s.containerId, 0);
   }
+});
+
+rootTest('root: two root tasks get disjoint host id blocks, private sandboxes (0750), and cannot write each other\'s sandbox', async () => {
+  const c = cz();
+  const a = spec('while [ ! -f go ]; do sleep 0.05; done; if echo intruder >> "$OTHER/stdout"; then echo WROTE; else echo DENIED; fi; sleep 30', { user: 'root' });
+  const b = spec('echo mine; sleep 30', { user: 'root' });
+  a.env = { ...a.env, OTHER: b.sandbox };
+  const ra = await c.launch(a);
+  const rb = await c.launch(b);
+  try {
+    const map = (r: ContainerRecord): number[] => readFileSync(`/proc/${r.extra?.['taskPid'] as number}/uid_map`, 'utf8').trim().split(/\s+/).map(Number);
+    const [insideA, hostA, countA] = map(ra);
+    const [insideB, hostB, countB] = map(rb);
+    assert.equal([insideA, countA, insideB, countB], [0, 65_536, 0, 65_536]);
+    assert.ok(hostA! + countA! <= hostB! || hostB! + countB! <= hostA!, `disjoint: ${hostA}+${countA} and ${hostB}+${countB}`);
+    for (const [s, host] of [[a, hostA], [b, hostB]] as const) {
+      const st = statSync(s.sandbox);
+      assert.is(st.uid, host, 'sandbox owned by its task\'s host uid');
+      assert.is(st.mode & 0o777, 0o750, 'sandbox 0750');
+    }
+    writeFileSync(join(a.sandbox, 'go'), '');
+    await until(() => out(a).includes('ED'), 10_000, 'attempt');
+    assert.match(out(a), /DENIED/);
+    assert.not.match(out(b), /intruder/);
+  } finally {
+    await c.destroy(a.containerId, 0);
+    await c.destroy(b.containerId, 0);
+  }
+  // Ended root containers' sandboxes are sealed before their blocks are reused.
+  assert.is(statSync(a.sandbox).uid, 0);
+  assert.is(statSync(a.sandbox).mode & 0o777, 0o700);
 });
 
 rootTest('cgroups: a task allocating 4x its mem is OOM-killed with the memory reason while a neighbour keeps running', async () => {
