@@ -27,8 +27,8 @@ import { cpuSubsystem } from './cgroups/cpu.js';
 import { detectHierarchy } from './cgroups/detect.js';
 import { freeze, killAll, signalAll, thaw } from './cgroups/freezer.js';
 import type { CgroupFs } from './cgroups/fs.js';
-import { removeRootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
-import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
+import { removeRootDirs, type CgroupHandle, type Hierarchy, type Limitation, type Subsystem } from './cgroups/hierarchy.js';
+import { memorySubsystem } from './cgroups/memory.js';
 import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
 import { bootId, catchesSigterm, isSameProcess, readStat } from '../../proc.js';
@@ -71,6 +71,8 @@ export interface LinuxContainerizerOptions {
   /** Capabilities kept in the bounding set (default none). */
   capabilities?: string[];
   log?: LogFn;
+  /** How often the memory isolator checks for an OOM kill (default 100 ms; cgroup v1 cannot notify Node). */
+  oomPollMs?: number;
   /** Tests: a directory tree with the cgroup v2 file layout used instead of the detected hierarchy. */
   fsRoot?: string;
   /** Tests: the CgroupFs used with `fsRoot`. */
@@ -112,6 +114,10 @@ interface Container {
   final?: ResourceStatistics;
   /** The supervisor process when it is our child (launched here). */
   child?: Started['child'];
+  /** The limit that ended it (a watch fired): wins over any kill when its end is reported. */
+  limitation?: Limitation;
+  /** Stops the subsystems' watches. */
+  watching: AbortController;
 }
 
 /** Container ids become directory names (cgroups, hostname): reject anything that could escape or confuse. */
@@ -315,7 +321,24 @@ export class LinuxContainerizer implements Containerizer {
     c.child = started.child;
     if (this.closed) started.child?.unref();
     void started.exited.then(() => this.finalize(c));
+    await Promise.all(SUBSYSTEMS.map((s) => s.isolate?.(cg, hier.fs, started!.taskPid)));
+    this.watch(c, hier);
     return record;
+  }
+
+  /** Starts every subsystem's watch: the first limitation reached destroys the container at once. */
+  private watch(c: Container, hier: Hierarchy): void {
+    const opts = { pollMs: this.opts.oomPollMs ?? 100 };
+    for (const s of SUBSYSTEMS) {
+      if (!s.watch) continue;
+      void s.watch(c.cg, hier.fs, c.watching.signal, opts).then((lim) => {
+        // A destroy the agent asked for ended it first: its end is the kill's, not the limit's.
+        if (c.state !== 'running' || c.limitation || c.destroying) return;
+        c.limitation = lim;
+        this.log('info', 'container limitation reached: destroying it', { containerId: c.id, ...lim });
+        void this.destroy(c.id, 0, true);
+      });
+    }
   }
 
   private async startViaServer(path: string, l: ShimLaunch): Promise<Started> {
@@ -327,7 +350,7 @@ export class LinuxContainerizer implements Containerizer {
   private track(record: ContainerRecord, cg: CgroupHandle, recovered: boolean): Container {
     let resolveExit!: (e: ContainerExit) => void;
     const exit = new Promise<ContainerExit>((r) => (resolveExit = r));
-    const c: Container = { id: record.containerId, record, cg, state: 'running', exit, resolveExit, recovered, destroying: false };
+    const c: Container = { id: record.containerId, record, cg, state: 'running', exit, resolveExit, recovered, destroying: false, watching: new AbortController() };
     this.containers.delete(c.id); // re-insert: Map order is the age order MAX_ENDED relies on
     this.containers.set(c.id, c);
     return c;
@@ -348,15 +371,24 @@ export class LinuxContainerizer implements Containerizer {
           message: why ?? 'container supervisor ended without an exit record',
         };
     if (c.recovered) exit.recovered = true;
-    try {
-      const oom = await oomState(c.cg, hier.fs);
-      // An OOM kill the task survived (a child was killed, the task exited 0) is not a failure.
-      if (oom.oomKilled && exit.exitCode !== 0) {
-        exit.reason = 'REASON_CONTAINER_LIMITATION_MEMORY';
-        exit.message = oomMessage(oom);
+    c.watching.abort();
+    // A limitation reached while it ran wins; else one the watch had no time to see (the OOM kill
+    // just before the exit) — unless the agent was destroying it on request, which ended it first.
+    let limitation = c.limitation;
+    if (!limitation && !c.destroying) {
+      for (const s of SUBSYSTEMS) {
+        limitation = await s.cleanup?.(c.cg, hier.fs).catch((err: unknown) => {
+          this.log('warn', 'cannot read final cgroup state', { containerId: c.id, subsystem: s.name, error: String(err) });
+          return undefined;
+        });
+        if (limitation) break;
       }
-    } catch (err) {
-      this.log('warn', 'cannot read OOM state', { containerId: c.id, error: String(err) });
+    } else {
+      await Promise.all(SUBSYSTEMS.map((s) => s.cleanup?.(c.cg, hier.fs).catch(() => undefined)));
+    }
+    if (limitation) {
+      exit.reason = limitation.reason;
+      exit.message = limitation.message;
     }
     try {
       // Fast path: the task's namespace died with it, so the cgroup is normally empty and
@@ -436,7 +468,8 @@ export class LinuxContainerizer implements Containerizer {
     return stats;
   }
 
-  async destroy(containerId: string, graceMs = DEFAULT_GRACE_MS): Promise<void> {
+  /** `byLimitation`: the containerizer ends it itself (a watch fired), not on the agent's request. */
+  async destroy(containerId: string, graceMs = DEFAULT_GRACE_MS, byLimitation = false): Promise<void> {
     const { hier } = await this.init();
     const c = this.containers.get(containerId);
     if (!c) {
@@ -448,7 +481,7 @@ export class LinuxContainerizer implements Containerizer {
       await c.exit;
       return;
     }
-    c.destroying = true;
+    if (!byLimitation) c.destroying = true;
     if (graceMs > 0) {
       // The task is pid 1 of its namespace: the kernel drops a SIGTERM sent to it unless it
       // installed a handler. Waiting the grace for a task that cannot hear it is pointless, so
@@ -499,8 +532,11 @@ export class LinuxContainerizer implements Containerizer {
       }
       const c = this.track(r, cg, true);
       const alive = r.bootId === boot && isSameProcess(r.pid, r.startTime);
-      if (alive) adopted++;
-      else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
+      if (alive) {
+        adopted++;
+        await Promise.all(SUBSYSTEMS.map((s) => s.recover?.(cg, hier.fs)));
+        this.watch(c, hier);
+      } else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
     }
     // Orphans: cgroups under our root that no record claims (launched by an agent that
     // crashed before checkpointing, or whose records were lost).
@@ -544,6 +580,7 @@ export class LinuxContainerizer implements Containerizer {
    */
   async close(): Promise<void> {
     this.closed = true;
+    for (const c of this.containers.values()) c.watching.abort();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
     for (const c of this.containers.values()) c.child?.unref();
