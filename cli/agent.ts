@@ -32,10 +32,13 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
     throw new BerthError('INVALID', `--userns-uid-range must be START:COUNT with START >= 1, COUNT >= 65536 (one block per root container) and START+COUNT <= 2^32 (got '${o.usernsUidRange}')`);
   }
   const capabilities = list(o.capabilities) ?? [];
+  const gcDelayMs = parseDuration('--gc-delay', o.gcDelay);
+  const diskWatermarkGc = Number(o.diskWatermarkGc);
+  if (!(diskWatermarkGc > 0 && diskWatermarkGc <= 1)) throw new BerthError('INVALID', `--disk-watermark-gc must be a fraction in (0, 1] (got '${o.diskWatermarkGc}')`);
   const { startAgent } = await import('../agent/main.js');
   const started = await startAgent({
     master: o.master, workDir: o.workDir, port: o.port, host: o.host, resources: o.resources, attributes: o.attributes,
-    containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict, cgroupRoot: o.cgroupRoot,
+    containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict, cgroupRoot: o.cgroupRoot, gcDelayMs, diskWatermarkGc,
     isolation: {
       enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, pidsMaxTotal: o.pidsMaxTotal, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),
       uidRange: { start: Number(range[1]), count: Number(range[2]) }, capabilities,
