@@ -19,6 +19,16 @@ export interface AgentCliOptions {
   allowedUsers?: string;
   usernsUidRange: string;
   capabilities: string;
+  gcDelay: string;
+  diskWatermarkGc: string;
+}
+
+/** `90s`, `30m`, `12h`, `7d` (or plain milliseconds) → ms; the field is named in the error. */
+export function parseDuration(field: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
+  if (!m) throw new BerthError('INVALID', `${field}: '${text}' is not a duration (e.g. 90s, 30m, 12h, 7d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[(m[2] ?? 'ms') as 'ms'];
+  return Math.round(Number(m[1]) * unit);
 }
 
 const list = (s: string | undefined): string[] | undefined => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
