@@ -428,7 +428,10 @@ setInterval(() => {}, 1000);
 
 rootTest('root: recover after an agent SIGKILL re-adopts 20 containers with usage, learns exits that happened meanwhile, removes orphans, leaves no stray cgroup', async () => {
   const specs: ContainerSpec[] = [];
-  for (let i = 0; i < 20; i++) specs.push(spec(i < 5 ? 'sleep 0.3; exit 7' : 'sleep 2.5', { containerId: `rec${i}`, user: 'nobody', limits: { cpus: 0.1, memMiB: 32 } }));
+  // The long tasks run until the test opens a gate, so a slow machine cannot end them early.
+  const gate = `/tmp/berth-rec-gate-${process.pid}-${seq++}`;
+  rmSync(gate, { force: true });
+  for (let i = 0; i < 20; i++) specs.push(spec(i < 5 ? 'exit 7' : `while [ ! -e ${gate} ]; do sleep 0.05; done`, { containerId: `rec${i}`, user: 'nobody', limits: { cpus: 0.1, memMiB: 32 } }));
   const orphan = spec('sleep 100', { containerId: 'orphan0', limits: { cpus: 0.1, memMiB: 32 } });
   const helper = spawn(process.execPath, ['--input-type=module', '-e', HELPER, JSON.stringify([...specs, orphan])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
@@ -442,7 +445,8 @@ rootTest('root: recover after an agent SIGKILL re-adopts 20 containers with usag
   await new Promise((r) => helper.once('exit', r));
   const all = JSON.parse(text) as ContainerRecord[];
   const records = all.filter((r) => r.containerId !== 'orphan0');
-  await sleep(600); // the five short tasks end while no agent runs
+  // The five short tasks end while no agent runs.
+  await until(() => all.slice(0, 5).every((r) => !pidAlive(r.extra!['taskPid'] as number)), 20_000, 'the short tasks to exit');
   const c = cz();
   await c.recover(records);
   const hier = await hierarchy();
@@ -458,10 +462,12 @@ rootTest('root: recover after an agent SIGKILL re-adopts 20 containers with usag
   }
   await c.destroy('rec19', 0);
   assert.is((await c.wait('rec19')).signal, 'SIGKILL');
+  writeFileSync(gate, '');
   for (let i = 5; i < 19; i++) {
     const exit = await c.wait(`rec${i}`);
     assert.equal(exit, { exitCode: 0, signal: null, recovered: true });
   }
+  rmSync(gate, { force: true });
   assert.equal(await hier.listContainers(), [], 'no stray cgroup');
 });
 
