@@ -31,13 +31,9 @@ securityOptions(program.command('up'))
   .option('--host <host>', 'address the master binds', '127.0.0.1')
   .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
-<<<<<<< HEAD
   .option('--no-batch', 'do not start the batch framework')
-  .action(async (opts) => { await runUp(opts); });
-=======
   .option('--credential <file>', 'the agents\' credential (principal and secret), when agents must authenticate')
   .action(async (opts) => { await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential }); });
->>>>>>> main
 
 /** Mesos' security flags in Berth's spelling, shared by `berth master` and `berth up`. */
 function securityOptions(cmd: Command): Command {
