@@ -19,7 +19,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { BerthError } from '../proto/errors.js';
-import { type Clock, RealClock, type TimerHandle } from '../proto/clock.js';
+import { type Clock, RealClock, type Scheduler, immediateScheduler, type TimerHandle } from '../proto/clock.js';
 import { Resources } from '../proto/resources.js';
 import { logger as makeLogger, type Logger } from '../proto/log.js';
 import type { Conn, MasterListener } from '../proto/transport/types.js';
@@ -48,6 +48,8 @@ export interface FrameworkSink {
 
 export interface MasterOptions {
   clock?: Clock;
+  /** Runs deferred work (the coalesced allocation run); default setImmediate. */
+  scheduler?: Scheduler;
   registry?: Registry;
   allocator?: Allocator;
   log?: Logger;
@@ -761,7 +763,7 @@ export class Master {
     else if (this.candidates !== 'all') this.candidates.add(agentId);
     if (this.allocationPending) return;
     this.allocationPending = true;
-    setImmediate(() => {
+    (this.opts.scheduler ?? immediateScheduler).defer(() => {
       this.allocationPending = false;
       const candidates = this.candidates;
       this.candidates = new Set();
