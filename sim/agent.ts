@@ -44,6 +44,13 @@ export interface SimAgentOptions {
   clock?: Clock;
   /** Keep `launched`, `killed`, `acks`, `shutdowns` for inspection (default false). */
   record?: boolean;
+  /** Told of every task start and end on this agent (the simulator's usage accounting). */
+  observer?: TaskObserver;
+}
+
+export interface TaskObserver {
+  launched(agent: SimAgent, task: TaskInfo, frameworkId: string): void;
+  ended(agent: SimAgent, task: TaskInfo, frameworkId: string, state: TaskState): void;
 }
 
 export const DEFAULT_AGENT_RESOURCES = 'cpus:4;mem:4096;disk:10000;ports:[31000-32000]';
@@ -199,6 +206,7 @@ export class SimAgent {
     const t: SimTask = { frameworkId, info, state: 'TASK_STAGING' };
     this.tasks.set(tkey(frameworkId, info.task_id.value), t);
     for (const w of this.launchWaiters.splice(0)) w(info);
+    this.opts.observer?.launched(this, info, frameworkId);
     const script = this.opts.script ?? defaultScript;
     if (script === 'manual') return;
     const steps = script(info, frameworkId);
@@ -226,7 +234,10 @@ export class SimAgent {
 
   private updateTask(t: SimTask, state: TaskState, message?: string): void {
     t.state = state;
-    if (isTerminal(state)) this.tasks.delete(tkey(t.frameworkId, t.info.task_id.value));
+    if (isTerminal(state)) {
+      this.tasks.delete(tkey(t.frameworkId, t.info.task_id.value));
+      this.opts.observer?.ended(this, t.info, t.frameworkId, state);
+    }
     const status: TaskStatus = {
       task_id: t.info.task_id, state, message, source: 'SOURCE_EXECUTOR', agent_id: { value: this.id },
       executor_id: { value: t.info.task_id.value }, timestamp: this.clock.now() / 1000,
