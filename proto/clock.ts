@@ -12,16 +12,6 @@ export interface Clock {
   clearTimeout(h: TimerHandle | undefined): void;
 }
 
-/**
- * Where deferred work runs ("soon, after the current event"): the master's
- * coalesced allocation run. Real deployments use `setImmediate`; the simulator
- * injects a queue it drains itself, so a run needs no real time and knows when
- * the system is idle.
- */
-export interface Scheduler { defer(fn: () => void): void }
-
-export const immediateScheduler: Scheduler = { defer: (fn) => { setImmediate(fn); } };
-
 export class RealClock implements Clock {
   private nextId = 1;
   private timers = new Map<number, NodeJS.Timeout>();

@@ -10,7 +10,8 @@
  * what makes a run deterministic (same inputs, same order of events) and
  * independent of real time.
  */
-import { ManualClock, type Scheduler } from '../proto/clock.js';
+import { ManualClock } from '../proto/clock.js';
+import type { DeferredScheduler } from '../master/scheduler.js';
 
 export { ManualClock } from '../proto/clock.js';
 
@@ -18,7 +19,7 @@ export { ManualClock } from '../proto/clock.js';
 export class VirtualClock extends ManualClock {}
 
 /** FIFO of deferred work, drained by `SimLoop.settle()` instead of the event loop. */
-export class DeferQueue implements Scheduler {
+export class DeferQueue implements DeferredScheduler {
   private q: (() => void)[] = [];
   defer(fn: () => void): void { this.q.push(fn); }
   get size(): number { return this.q.length; }
