@@ -12,7 +12,7 @@
  * what they cannot use with a 1 s filter, and suppress when their queue is
  * empty. A task's pending time runs from its arrival to its launch on an agent.
  */
-import { connect, type Framework, type Offer, type TaskInfo } from '../../frameworks/sdk/index.js';
+import { connect, Placer, type Framework, type Offer, type Placement, type TaskInfo } from '../../frameworks/sdk/index.js';
 import { Master } from '../../master/master.js';
 import { HierarchicalAllocator } from '../../master/allocator/hierarchical.js';
 import { MemoryRegistry } from '../../master/registry/types.js';
@@ -30,7 +30,7 @@ export interface OfferRunOptions {
   seed: number;
   /** Stop early (returning undefined) once more tasks than this are known to be pending. */
   abortOverPending?: number;
-  /** Tasks considered per offer round, from the head of a framework's queue. */
+  /** Tasks considered per offer round, from the head of a framework's queue (default 4096). */
   window?: number;
 }
 
@@ -90,52 +90,48 @@ export async function runOfferPath(w: Workload, strategy: Strategy, machines: nu
   }
   await loop.settle();
 
-  const total = [w.machine.cpus, w.machine.mem];
+  // Scorers normalise by the agent's whole size (thousandths), not by what is left of the offer.
+  const size = { cpus: Math.round(w.machine.cpus * 1000), mem: Math.round(w.machine.mem * 1000) };
+  const placerOpts = { scorers: strategy.scorers, capacity: () => size };
   const window = o.window ?? 4096;
   const fws = new Map<TaskClass, FwState>();
+  /**
+   * One offer round: the queue in arrival order, a job's consecutive tasks as
+   * one request (they share a shape), through the SDK's Placer; a job that does
+   * not fit (wholly or partly) keeps its unplaced tasks queued and the round
+   * goes on with the next job — no head-of-line blocking.
+   */
   const place = (st: FwState, offers: Offer[]): void => {
     if (st.queue.length === 0) {
       void st.fw.decline(offers.map((x) => x.id.value), 60).catch(() => undefined);
       if (!st.suppressed) { st.suppressed = true; void st.fw.suppress().catch(() => undefined); }
       return;
     }
-    const free = offers.map((x) => {
-      const v = [0, 0];
-      for (const r of x.resources ?? []) if (r.name === 'cpus') v[0]! += r.scalar?.value ?? 0; else if (r.name === 'mem') v[1]! += r.scalar?.value ?? 0;
-      return v;
-    });
-    const launches: TaskInfo[][] = offers.map(() => []);
-    const need = [0, 0];
-    let keep = 0;
+    const placer = new Placer(offers, placerOpts);
+    const taskOf = new Map<Placement, number>();
     const q = st.queue;
-    for (let p = 0; p < q.length; p++) {
-      const i = q[p]!;
-      if (p >= window) { q[keep++] = i; continue; }
-      const t = tasks[i]!;
-      need[0] = t.cpus; need[1] = t.mem;
-      let best = -1;
-      let bestScore = -Infinity;
-      for (let j = 0; j < offers.length; j++) {
-        const f = free[j]!;
-        // Feasibility in thousandths, as the master checks it.
-        if (Math.round(f[0]! * 1000) < Math.round(t.cpus * 1000) || f[1]! < t.mem) continue;
-        const s = strategy.score(need, f, total);
-        if (s > bestScore) { bestScore = s; best = j; }
-      }
-      if (best < 0) { q[keep++] = i; continue; }
-      const f = free[best]!;
-      f[0] = Math.round((f[0]! - t.cpus) * 1000) / 1000; f[1] = f[1]! - t.mem;
-      launches[best]!.push({
-        name: t.id, task_id: { value: t.id }, agent_id: offers[best]!.agent_id, command: { value: 'true' },
-        resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: t.cpus } }, { name: 'mem', type: 'SCALAR', scalar: { value: t.mem } }],
-      });
+    let keep = 0;
+    let considered = 0;
+    for (let p = 0; p < q.length;) {
+      const first = tasks[q[p]!]!;
+      let end = p + 1;
+      while (end < q.length && tasks[q[end]!]!.job === first.job) end++;
+      if (considered >= window) { while (p < end) q[keep++] = q[p++]!; continue; }
+      considered += end - p;
+      const r = placer.place({ demand: { cpus: first.cpus, mem: first.mem } }, end - p);
+      for (let k = 0; k < r.placements.length; k++) taskOf.set(r.placements[k]!, q[p + k]!);
+      for (let k = r.placements.length; k < end - p; k++) q[keep++] = q[p + k]!;
+      p = end;
     }
     q.length = keep;
-    const unused: string[] = [];
-    for (let j = 0; j < offers.length; j++) {
-      if (launches[j]!.length > 0) void st.fw.launch(offers[j]!, launches[j]!, { refuseSeconds: 1 }).catch(() => undefined);
-      else unused.push(offers[j]!.id.value);
+    for (const { offer, placements } of placer.launches()) {
+      const infos: TaskInfo[] = placements.map((pl) => {
+        const t = tasks[taskOf.get(pl)!]!;
+        return { name: t.id, task_id: { value: t.id }, agent_id: offer.agent_id, command: { value: 'true' }, resources: pl.picked.resources };
+      });
+      void st.fw.launch(offer, infos, { refuseSeconds: 1 }).catch(() => undefined);
     }
+    const unused = placer.unused().map((x) => x.id.value);
     if (unused.length > 0) void st.fw.decline(unused, DECLINE_REFUSE_S).catch(() => undefined);
   };
   for (const cls of CLASSES) {

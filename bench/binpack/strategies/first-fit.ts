@@ -7,6 +7,6 @@ import type { Strategy } from './types.js';
  */
 export const firstFit: Strategy = {
   name: 'default',
-  describe: 'DRF offers in the allocator\'s order; the framework takes the first offer that fits',
-  score: () => 0,
+  describe: "DRF offers in the allocator's order; the framework takes the first offer that fits",
+  scorers: [],
 };

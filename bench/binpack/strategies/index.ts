@@ -6,7 +6,6 @@ import type { Strategy } from './types.js';
 import { worstFit } from './worst-fit.js';
 
 export type { Strategy } from './types.js';
-export { DIMS } from './types.js';
 
 /** Offer-path strategies (run through the real master), by name. */
 export const OFFER_STRATEGIES: Record<string, Strategy> = {

@@ -1,3 +1,4 @@
+import { alignment } from '../../../frameworks/sdk/index.js';
 import type { Strategy } from './types.js';
 
 /**
@@ -10,9 +11,5 @@ import type { Strategy } from './types.js';
 export const tetris: Strategy = {
   name: 'tetris',
   describe: 'alignment: dot product of normalised demand and normalised free capacity (Tetris)',
-  score(need, free, total) {
-    let dot = 0;
-    for (let d = 0; d < need.length; d++) dot += (need[d]! / total[d]!) * (free[d]! / total[d]!);
-    return dot;
-  },
+  scorers: [alignment],
 };
