@@ -44,7 +44,7 @@ export interface TaskContext {
   agentId: string;
   role: string;
   /** Task ids of the framework that are live, plus those earlier in the same ACCEPT. */
-  liveTaskIds: Set<string>;
+  liveTaskIds: { has(id: string): boolean };
   /** What is still unclaimed of the offers being accepted. */
   remaining: Resources;
 }
