@@ -94,7 +94,7 @@ export async function run(args: string[]): Promise<void> {
   const factory = await workloadFactory(a.workload, a.maxTasks);
   const seeds = Array.from({ length: a.seeds }, (_, i) => i + 1);
   // Probes per strategy are not known in advance; the bar counts strategy × seed units and shows the latest probe.
-  const bar = new SingleBar({ format: 'binpack [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic);
+  const bar = new SingleBar({ format: 'binpack [{bar}] {value}/{total} {label}', stream: process.stderr, hideCursor: true, clearOnComplete: true, noTTYOutput: true, notTTYSchedule: 10_000 }, Presets.shades_classic);
   const units = a.strategies.length * seeds.length;
   bar.start(units, 0, { label: '' });
   let lastKey = '';
