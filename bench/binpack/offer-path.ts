@@ -94,6 +94,11 @@ export async function runOfferPath(w: Workload, strategy: Strategy, machines: nu
   const size = { cpus: Math.round(w.machine.cpus * 1000), mem: Math.round(w.machine.mem * 1000) };
   const placerOpts = { scorers: strategy.scorers, capacity: () => size };
   const window = o.window ?? 4096;
+  const sizeKey = (i: number): number => {
+    const t = tasks[i]!;
+    const c = t.cpus / w.machine.cpus, m = t.mem / w.machine.mem;
+    return Math.max(c, m) * 4 + (c + m); // largest dimension first, then the sum (both ≤ 1 per dimension)
+  };
   const fws = new Map<TaskClass, FwState>();
   /**
    * One offer round: the queue in arrival order, a job's consecutive tasks as
@@ -110,6 +115,10 @@ export async function runOfferPath(w: Workload, strategy: Strategy, machines: nu
     const placer = new Placer(offers, placerOpts);
     const taskOf = new Map<Placement, number>();
     const q = st.queue;
+    if (strategy.order === 'largest-first') {
+      // Stable: equal sizes keep arrival order, and a job's tasks stay together (one shape).
+      q.sort((x, y) => sizeKey(y) - sizeKey(x) || x - y);
+    }
     let keep = 0;
     let considered = 0;
     for (let p = 0; p < q.length;) {

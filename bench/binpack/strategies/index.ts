@@ -2,6 +2,7 @@ import { BerthError } from '../../../proto/errors.js';
 import { bestFit } from './best-fit.js';
 import { firstFit } from './first-fit.js';
 import { tetris } from './tetris.js';
+import { tetrisDecreasing } from './tetris-decreasing.js';
 import type { Strategy } from './types.js';
 import { worstFit } from './worst-fit.js';
 
@@ -13,6 +14,7 @@ export const OFFER_STRATEGIES: Record<string, Strategy> = {
   [bestFit.name]: bestFit,
   [worstFit.name]: worstFit,
   [tetris.name]: tetris,
+  [tetrisDecreasing.name]: tetrisDecreasing,
 };
 
 /** References computed without the master: the cost of two-level scheduling and an offline packing. */

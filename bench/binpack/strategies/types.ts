@@ -12,4 +12,10 @@ export interface Strategy {
   /** One line for the report. */
   readonly describe: string;
   readonly scorers: readonly Scorer[];
+  /**
+   * The order a framework considers its queued jobs in one offer round: by arrival
+   * (default, FIFO), or largest first (by the largest dimension normalised to the
+   * machine, then the sum) — First-Fit-Decreasing within a round.
+   */
+  readonly order?: 'arrival' | 'largest-first';
 }
