@@ -86,10 +86,9 @@ export class Tasks {
 
     // 2. The tasks, in order; each valid one claims its resources from what remains.
     let remaining = offered;
-    // Live ids are the framework's tasks plus those earlier in this ACCEPT; a view, not a copy (a copy
-    // costs O(live tasks) per ACCEPT, quadratic when a framework runs a million tasks).
-    const acceptedNow = new Set<string>();
-    const liveIds = { has: (id: string): boolean => fw.tasks.has(id) || acceptedNow.has(id) };
+    // fw.tasks gains each task as it is accepted, so it also catches duplicates within this ACCEPT
+    // (a copy per ACCEPT would cost O(live tasks) each time).
+    const liveIds = fw.tasks;
     let budget = ctx.limits.tasksPerPrincipal - this.liveTasksOf(fw.info.principal);
     for (const t of launches) {
       let err = validateTask(t, { agentId: agent.id, role, liveTaskIds: liveIds, remaining });
@@ -110,7 +109,6 @@ export class Tasks {
       budget--;
       const need = Resources.from(t.resources);
       remaining = remaining.subtract(need);
-      acceptedNow.add(t.task_id.value);
       const resources = (t.resources ?? []).map((r) => (r.allocation_info ? r : { ...r, allocation_info: { role } }));
       const task: TaskRec = {
         id: t.task_id.value, name: t.name, frameworkId: fw.id, agentId: agent.id, role, state: 'TASK_STAGING',
