@@ -22,8 +22,11 @@ import { SimAgent, type ReregisterReport } from '../../sim/agent.js';
  */
 const deferred = new DeferQueue();
 
-/** Runs until no message, microtask or deferred allocation is left in flight. */
-export async function settle(): Promise<void> {
+/**
+ * Runs until no message, microtask or deferred allocation is left in flight.
+ * `_rounds` is accepted for older callers and ignored: settling is exact.
+ */
+export async function settle(_rounds?: number): Promise<void> {
   await new SimLoop(undefined, deferred).settle();
 }
 
@@ -107,8 +110,11 @@ export interface Cluster {
   registry: Registry;
   agent(hostname: string, resources: string, attributes?: Record<string, string>): Promise<TestAgent>;
   framework(info?: Partial<FrameworkInfo>): Promise<TestFramework>;
-  /** Advances virtual time, firing timers one instant at a time and letting peers answer (pings, acks) in between. */
-  tick(ms: number): Promise<void>;
+  /**
+   * Advances virtual time, firing timers one instant at a time and letting peers answer (pings,
+   * acks) in between. `_step` is accepted for older callers and ignored: every timer is its own step.
+   */
+  tick(ms: number, _step?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
