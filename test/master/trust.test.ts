@@ -204,4 +204,23 @@ test('unreachable agents beyond --registry-max-agent-count are removed, oldest f
   } finally { await c.stop(); }
 });
 
+test('a native connection that never subscribes or registers is closed after the handshake timeout', async () => {
+  const c = await cluster({ limits: { handshakeTimeoutMs: 10_000 }, agentPingIntervalMs: 3_600_000 });
+  try {
+    const idleFw = await c.net.dialFramework();
+    const idleAgent = await c.net.dialAgent();
+    const reasons: string[] = [];
+    idleFw.onClose((r) => reasons.push(r));
+    idleAgent.onClose((r) => reasons.push(r));
+    const live = await c.framework();
+    await c.tick(9_000);
+    assert.not.ok(idleFw.closed || idleAgent.closed, 'open within the timeout');
+    await c.tick(1_500);
+    await settle();
+    assert.ok(idleFw.closed && idleAgent.closed, 'both closed');
+    assert.ok(reasons.some((r) => /no SUBSCRIBE within 10000 ms/.test(r)) && reasons.some((r) => /no registration within/.test(r)), reasons.join('; '));
+    assert.is(c.master.framework(live.id)?.status, 'CONNECTED', 'subscribed peers are untouched');
+  } finally { await c.stop(); }
+});
+
 test.run();
