@@ -88,6 +88,7 @@ test('poisoned SUBSCRIBE and UPDATE_FRAMEWORK (MULTI_ROLE, no roles) are refused
     };
     assert.throws(() => fw.call(upd), /roles must name at least one role/);
     assert.throws(() => fw.call({ type: 'UPDATE_FRAMEWORK', update_framework: { framework_info: { user: 'someone-else', name: 'test', id: { value: fw.id } } } }), /FrameworkInfo.user/);
+    assert.throws(() => fw.call({ type: 'UPDATE_FRAMEWORK', update_framework: { framework_info: { user: 'root', name: 'test', id: { value: fw.id }, principal: 'admin' } } }), /FrameworkInfo.principal/);
     const bigLabel: Omit<Call, 'framework_id'> = {
       type: 'UPDATE_FRAMEWORK',
       update_framework: { framework_info: { user: 'root', name: 'test', id: { value: fw.id }, labels: { labels: [{ key: 'k', value: 'x'.repeat(1 << 20) }] } } },
