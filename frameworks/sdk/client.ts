@@ -74,7 +74,7 @@ export interface ConnectOptions {
   /**
    * Principal and secret for a master that authenticates frameworks (HTTP Basic on every
    * request and on the native upgrade). Default: $BERTH_CREDENTIAL (a file), or
-   * $BERTH_PRINCIPAL + $BERTH_SECRET; none = unauthenticated. Set `principal` in
+   * $BERTH_PRINCIPAL + $BERTH_SECRET, or `<workDir>/credential`; none = unauthenticated. Set `principal` in
    * `framework` too, or the master binds the framework to this one.
    */
   credential?: Credential;
@@ -84,6 +84,8 @@ export interface ConnectOptions {
    * (file paths). Giving it (or an https:// / berths:// master) makes the SDK use TLS.
    */
   tls?: TlsClientOptions;
+  /** A framework's work dir: `<workDir>/credential` is used when no credential is given otherwise. */
+  workDir?: string;
   /** Reconnect policy: backoff from `baseMs` doubling to `maxMs`, with jitter. `false` disables. */
   reconnect?: { baseMs?: number; maxMs?: number } | false;
   /** How long `connect()` keeps retrying an unreachable master (default 10 s). */
@@ -237,7 +239,7 @@ export class Framework {
     this.clock = opts.clock ?? new RealClock();
     this.log = opts.log ?? logger('sdk', { framework: opts.framework.name });
     this.transport = makeTransport(opts.master, opts.encoding, {
-      credential: opts.credential ?? findCredential(),
+      credential: opts.credential ?? findCredential({ workDir: opts.workDir }),
       tls: opts.tls ?? findTls(),
     });
     this.info = frameworkInfo(opts.framework, opts.frameworkId);
