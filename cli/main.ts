@@ -127,8 +127,9 @@ registerBatchCommand(program);
 registerJobCommands(program);
 
 program.command('bench')
-  .description('run benchmarks (allocator, launch, api, micro)')
+  .description('run benchmarks (allocator, launch, api, micro, binpack, c1m, scale); suite flags pass through')
   .argument('<names...>')
+  .allowUnknownOption()
   .action(async (names: string[]) => {
     process.argv = [process.argv[0]!, 'bench', ...names];
     await import('../bench/main.js');
