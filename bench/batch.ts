@@ -26,7 +26,7 @@ import { MemoryRegistry } from '../master/registry/types.js';
 import { silentLogger } from '../proto/log.js';
 import { connect, FileStore, MemoryNetwork, OfferPool, task, type TaskSpec } from '../frameworks/sdk/index.js';
 import { startBatch } from '../frameworks/batch/service.js';
-import { FakeAgent } from '../test/helpers/fake-agent.js';
+import { SimAgent } from '../sim/agent.js';
 import { baselineSpawn } from './launch.js';
 import { emit, progress } from './report.js';
 
@@ -203,8 +203,8 @@ async function simCluster(agents: number): Promise<{ net: MemoryNetwork; stop():
   const master = new Master({ registry: new MemoryRegistry(), log: silentLogger });
   master.listen(net);
   await master.start();
-  const list: FakeAgent[] = [];
-  for (let i = 0; i < agents; i++) list.push(await FakeAgent.start({ dialer: net, hostname: `sim-${i}`, resources: 'cpus:64;mem:262144;disk:100000', resendMs: 5_000 }));
+  const list: SimAgent[] = [];
+  for (let i = 0; i < agents; i++) list.push(await SimAgent.start({ dialer: net, hostname: `sim-${i}`, resources: 'cpus:64;mem:262144;disk:100000', resendMs: 5_000 }));
   return { net, stop: async () => { for (const a of list) a.stop(); await master.stop(); } };
 }
 

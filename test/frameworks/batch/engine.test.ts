@@ -13,7 +13,7 @@ import { MemoryNetwork, MemoryStore, type TaskInfo } from '../../../frameworks/s
 import { startBatch, type RunningBatch } from '../../../frameworks/batch/service.js';
 import type { BatchEvent } from '../../../frameworks/batch/engine.js';
 import { S } from '../../../frameworks/batch/model.js';
-import { defaultScript, FakeAgent, holdScript, type TaskStep } from '../../helpers/fake-agent.js';
+import { defaultScript, SimAgent, holdScript, type TaskStep } from '../../../sim/agent.js';
 
 const until = async (cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> => {
   const end = Date.now() + ms;
@@ -23,16 +23,16 @@ const until = async (cond: () => boolean, ms = 10_000, what = 'condition'): Prom
   }
 };
 
-interface Env { net: MemoryNetwork; master: Master; agents: FakeAgent[]; batch: RunningBatch; events: BatchEvent[]; clock: ManualClock; store: MemoryStore }
+interface Env { net: MemoryNetwork; master: Master; agents: SimAgent[]; batch: RunningBatch; events: BatchEvent[]; clock: ManualClock; store: MemoryStore }
 
 async function env(opts: { agents?: number; resources?: string; script?: (t: TaskInfo) => TaskStep[]; clock?: ManualClock; store?: MemoryStore } = {}): Promise<Env> {
   const net = new MemoryNetwork();
   const master = new Master({ registry: new MemoryRegistry(), log: silentLogger, allocationIntervalMs: 50 });
   master.listen(net);
   await master.start();
-  const agents: FakeAgent[] = [];
+  const agents: SimAgent[] = [];
   for (let i = 0; i < (opts.agents ?? 2); i++) {
-    agents.push(await FakeAgent.start({ dialer: net, hostname: `agent-${i}`, resources: opts.resources ?? 'cpus:4;mem:4096;disk:1000', script: opts.script, resendMs: 200 }));
+    agents.push(await SimAgent.start({ dialer: net, hostname: `agent-${i}`, resources: opts.resources ?? 'cpus:4;mem:4096;disk:1000', script: opts.script, resendMs: 200 }));
   }
   const clock = opts.clock ?? new ManualClock(Date.UTC(2026, 10, 26, 12, 0, 0));
   const store = opts.store ?? new MemoryStore();
