@@ -221,7 +221,8 @@ export class Agent {
 
   /** Durable before visible: with the checkpoint broken, the agent stops answering and exits. */
   private fatal(err: Error): void {
-    if (this.fatalError) return;
+    // A stopping agent writes nothing more that matters (its work dir may already be gone).
+    if (this.fatalError || this.link.state === 'terminating') return;
     this.fatalError = err;
     this.log.fatal({ err: err.message }, 'Checkpoint write failed: the agent stops and must recover from its work dir');
     this.link.stop();
