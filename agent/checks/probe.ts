@@ -73,17 +73,26 @@ function runBounded(argv: string[], env: Record<string, string>, opts: { cwd?: s
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     const killGroup = (): void => { if (child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ } } };
-    const timer = setTimeout(() => { timedOut = true; killGroup(); }, timeoutMs);
+    let exited: { code: number | null; signal: string | null } | undefined;
     const finish = (r: { code: number | null; signal: string | null; error?: string }): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      // Nothing the probe started may outlive it (a backgrounded child of a shell, say).
       killGroup();
       resolve({ ...r, timedOut, output: output.trim() });
     };
+    const timer = setTimeout(() => {
+      // Exited, but something it left (in another session) still holds its output open: done anyway.
+      if (exited) { finish(exited); return; }
+      timedOut = true;
+      killGroup();
+      setTimeout(() => finish({ code: null, signal: 'SIGKILL' }), 1000).unref();
+    }, timeoutMs);
     child.once('error', (e) => finish({ code: null, signal: null, error: e.message }));
-    child.once('close', (code, signal) => finish({ code, signal }));
+    // Nothing the probe started may outlive it: once the command itself exits, its group is killed
+    // (a backgrounded child of a shell, say), which also closes the pipes so 'close' follows.
+    child.once('exit', (code, signal) => { exited = { code, signal }; killGroup(); });
+    child.once('close', (code, signal) => finish(exited ?? { code, signal }));
   });
 }
 
