@@ -40,6 +40,11 @@ import { bootId, readStat, scanProc, readCmdline } from './proc.js';
 import { buildAgentInfo } from './resources.js';
 import { StatusUpdateManager } from './status-update-manager.js';
 import { containerSpec, killGraceMs, sandboxPath, taskLimits, validateTask } from './task-spec.js';
+// [checks/fetcher] the fetcher before the container starts, checks once it runs.
+import { emptyCheckStatus, startTaskChecks, type CheckedStatus, type CheckedTask, type TaskChecks } from './checks/index.js';
+import { fetchUris, FetcherCache, type FetchLimits } from './fetcher/index.js';
+import { resolveUser } from './containerizer/linux/users.js';
+import { join } from 'node:path';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -84,6 +89,10 @@ interface TaskEntry {
   completionTimer?: TimerHandle;
   /** Settles once the container's end has been handled (terminal update queued). */
   exitHandled?: Promise<void>;
+  /** [checks] The task's running health check / check, if it has one. */
+  checks?: TaskChecks;
+  /** [checks] Set when the agent killed the task for failing its health check: the terminal message. */
+  unhealthyKill?: string;
 }
 
 export interface AgentOptions {
@@ -114,6 +123,10 @@ export interface AgentOptions {
   /** Status update resend backoff: base and cap (default 1000 / 60000 ms). */
   updateRetryBaseMs?: number;
   updateRetryMaxMs?: number;
+  /** [fetcher] Bytes the fetcher cache may hold (default 2 GiB; 0 disables the cache). */
+  fetcherCacheBytes?: number;
+  /** [fetcher] Per-URI size and time limits. */
+  fetchLimits?: Partial<FetchLimits>;
   /** For tests: replace what the host reports (see resources.ts). */
   detectedHost?: { cpus?: number; memBytes?: number; diskFreeBytes?: number; gpus?: number };
 }
@@ -145,6 +158,7 @@ export class Agent {
   private httpEndpoint = '';
   private masterId: string | undefined;
   private readonly files: SandboxFiles;
+  private readonly fetcherCache: FetcherCache | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -160,6 +174,7 @@ export class Agent {
       maxMs: opts.updateRetryMaxMs ?? 60_000,
       log: this.log,
     });
+    this.fetcherCache = opts.fetcherCacheBytes === 0 ? undefined : new FetcherCache(join(opts.workDir, 'fetcher-cache'), opts.fetcherCacheBytes);
     this.files = new SandboxFiles(opts.workDir, (tid) => {
       for (const t of this.tasks.values()) if (t.task.task_id.value === tid) return t.sandbox;
       return undefined;
@@ -208,7 +223,7 @@ export class Agent {
     this.clock.clearTimeout(this.redialTimer);
     this.clock.clearTimeout(this.silenceTimer);
     this.clock.clearTimeout(this.usageTimer);
-    for (const t of this.tasks.values()) this.clock.clearTimeout(t.completionTimer);
+    for (const t of this.tasks.values()) { this.clock.clearTimeout(t.completionTimer); t.checks?.stop(); }
     this.sum.close();
     if (opts.killTasks && this.containerizerImpl) {
       // Terminal updates of the killed tasks are checkpointed before stop returns (sent by the next run).
@@ -281,6 +296,7 @@ export class Agent {
           this.watch(entry);
           // Produce RUNNING if the agent died between launching and reporting it (and it still runs).
           if (entry.state === 'TASK_STAGING' || entry.state === 'TASK_STARTING') await this.updateFor(entry, 'TASK_RUNNING');
+          await this.startChecks(entry);
         });
       } else {
         after.push(() => this.recoverInterruptedLaunch(entry, rt));
@@ -513,6 +529,24 @@ export class Agent {
       await this.terminal(entry, 'TASK_KILLED', 'SOURCE_AGENT', 'REASON_TASK_KILLED_DURING_LAUNCH', 'Task killed before it was launched');
       return;
     }
+    // [fetcher] URIs land in the sandbox before the command starts; a failed fetch fails the task.
+    if ((task.command?.uris ?? []).length > 0) {
+      try {
+        const user = task.command?.user;
+        const resolved = user === undefined ? undefined : await resolveUser(user);
+        if (user !== undefined && !resolved) throw new BerthError('INVALID', `Failed to fetch URIs: unknown user '${user}'`);
+        await fetchUris(task.command!.uris!, { sandbox: entry.sandbox, user: resolved, cache: this.fetcherCache, limits: this.opts.fetchLimits, log: this.log.child({ task: tid }) });
+      } catch (e) {
+        await starting;
+        await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_FETCHER_FAILED', (e as Error).message);
+        return;
+      }
+      if (entry.killRequested) {
+        await starting;
+        await this.terminal(entry, 'TASK_KILLED', 'SOURCE_AGENT', 'REASON_TASK_KILLED_DURING_LAUNCH', 'Task killed before it was launched');
+        return;
+      }
+    }
     let record: ContainerRecord;
     try {
       record = await this.containerizer.launch(containerSpec({
@@ -532,6 +566,7 @@ export class Agent {
     // so even a task that exits at once reports STARTING, RUNNING, then its end.
     const running = entry.killRequested ? undefined : this.updateFor(entry, 'TASK_RUNNING');
     this.watch(entry);
+    if (!entry.killRequested) await this.startChecks(entry);
     const maxNs = task.max_completion_time?.nanoseconds;
     if (maxNs !== undefined) {
       entry.completionTimer = this.clock.setTimeout(() => {
@@ -587,6 +622,31 @@ export class Agent {
     }
   }
 
+  /** [checks] Starts the task's health check / check once it runs; results become TASK_RUNNING updates. */
+  private async startChecks(entry: TaskEntry): Promise<void> {
+    const task = entry.task as CheckedTask;
+    if ((!task.health_check && !task.check) || entry.phase !== 'running' || !entry.record) return;
+    const user = task.command?.user === undefined ? undefined : await resolveUser(task.command.user);
+    const spec = containerSpec({
+      frameworkId: entry.frameworkId, agentId: this.agentId ?? '', executorId: entry.executorId, containerId: entry.containerId,
+      sandbox: entry.sandbox, hostname: this.info?.hostname ?? osHostname(), task, runDir: entry.runDir,
+    });
+    const taskPid = entry.record.extra?.['taskPid'];
+    entry.checks = startTaskChecks(task, { pid: typeof taskPid === 'number' ? taskPid : entry.record.pid, user, env: spec.env, cwd: entry.sandbox }, {
+      emit: (u) => {
+        if (entry.phase !== 'running') return;
+        void this.updateFor(entry, 'TASK_RUNNING', 'SOURCE_EXECUTOR', u.reason, u.message);
+      },
+      kill: (message) => {
+        if (entry.phase !== 'running') return;
+        this.log.warn({ task: task.task_id.value, message }, 'Killing an unhealthy task');
+        entry.unhealthyKill = message;
+        entry.killRequested = { graceMs: killGraceMs(task) };
+        void this.destroyTask(entry, entry.killRequested.graceMs);
+      },
+    }, { clock: this.clock, log: this.log });
+  }
+
   private async destroyTask(entry: TaskEntry, graceMs: number): Promise<void> {
     if (entry.phase !== 'running') return;
     entry.phase = 'killing';
@@ -610,6 +670,7 @@ export class Agent {
   private async onExit(entry: TaskEntry, exit: ContainerExit): Promise<void> {
     if (entry.phase === 'terminal') return;
     this.clock.clearTimeout(entry.completionTimer);
+    entry.checks?.stop();
     // No process of the task may outlive its terminal update (leftover children included).
     await this.containerizer.destroy(entry.containerId, 0);
     const after = exit.recovered ? ' (observed after an agent restart)' : '';
@@ -618,6 +679,9 @@ export class Agent {
       state = 'TASK_FAILED'; reason = exit.reason; source = 'SOURCE_AGENT'; message = exit.message ?? 'Memory limit exceeded';
     } else if (entry.agentReason) {
       state = 'TASK_FAILED'; reason = entry.agentReason.reason; source = 'SOURCE_AGENT'; message = entry.agentReason.message;
+    } else if (entry.unhealthyKill) {
+      // Mesos' executors: a task killed for failing its health check ends TASK_KILLED with healthy=false.
+      state = 'TASK_KILLED'; source = 'SOURCE_AGENT'; message = entry.unhealthyKill;
     } else if (entry.killRequested) {
       state = 'TASK_KILLED'; message = `Task killed${exit.signal ? ` (${exit.signal})` : ''}`;
     } else if (exit.exitCode === 0) {
@@ -637,13 +701,18 @@ export class Agent {
     if (entry.phase === 'terminal') return;
     entry.phase = 'terminal';
     this.clock.clearTimeout(entry.completionTimer);
+    entry.checks?.stop();
     await this.updateFor(entry, state, source, reason, message);
   }
 
   private async updateFor(entry: TaskEntry, state: TaskState, source: TaskStatusSource = 'SOURCE_EXECUTOR', reason?: TaskStatusReason, message?: string): Promise<void> {
     entry.state = state;
-    const status = this.status(entry.task.task_id.value, state, source, reason, message);
+    const status: CheckedStatus = this.status(entry.task.task_id.value, state, source, reason, message);
     status.executor_id = { value: entry.executorId };
+    // [checks] The last known health and check status ride on every update once the task runs (Mesos).
+    const ct = entry.task as CheckedTask;
+    if (entry.checks?.healthy !== undefined) status.healthy = entry.checks.healthy;
+    if (ct.check && state !== 'TASK_STAGING' && state !== 'TASK_STARTING') status.check_status = entry.checks?.checkStatus ?? emptyCheckStatus(ct.check);
     try {
       await this.sum.update({ framework_id: { value: entry.frameworkId }, status });
     } catch (e) {
