@@ -13,6 +13,21 @@ import { startMaster, type RunningMaster } from '../../../master/main.js';
 import { silentLogger } from '../../../proto/log.js';
 import { connect, taskInfo, type Framework, type Offer, type TaskInfo, type TaskSpec, type TaskStatus } from '../../../frameworks/sdk/index.js';
 import { killEverythingUnder, startRunner, tempDir } from '../harness.js';
+import { detectHierarchy } from '../../../agent/containerizer/linux/cgroups/detect.js';
+import { killAll } from '../../../agent/containerizer/linux/cgroups/freezer.js';
+import { rootDirs } from '../../../agent/containerizer/linux/cgroups/hierarchy.js';
+
+/** Removes every cgroup under `root` (killing what is inside) and `root` itself. */
+async function removeCgroups(root: string): Promise<void> {
+  const hier = await detectHierarchy(root);
+  if (!hier) return;
+  for (const id of await hier.listContainers()) {
+    const h = hier.handle(id);
+    await killAll(hier, h).catch(() => undefined);
+    await hier.remove(h).catch(() => undefined);
+  }
+  for (const d of rootDirs(hier)) await hier.fs.rmdir(d).catch(() => undefined);
+}
 
 export interface Cluster {
   workDir: string;
@@ -28,7 +43,8 @@ export interface Cluster {
   cleanup(): Promise<void>;
 }
 
-export async function startCluster(name: string): Promise<Cluster> {
+/** `linux`: the agent runs the linux containerizer under this private cgroup root (removed by cleanup). */
+export async function startCluster(name: string, opts: { linuxCgroupRoot?: string } = {}): Promise<Cluster> {
   const workDir = tempDir(`berth-${name}-`);
   let agent: ChildProcess | undefined;
   let fw: Framework | undefined;
@@ -40,10 +56,12 @@ export async function startCluster(name: string): Promise<Cluster> {
     agent?.kill('SIGKILL');
     await master.stop().catch(() => undefined);
     killEverythingUnder(workDir);
+    if (opts.linuxCgroupRoot) await removeCgroups(opts.linuxCgroupRoot);
     rmSync(workDir, { recursive: true, force: true });
   };
   try {
-    agent = (await startRunner(`127.0.0.1:${master.port}`, join(workDir, 'agent'))).child;
+    const extra = opts.linuxCgroupRoot ? { containerizer: 'linux', cgroupRoot: opts.linuxCgroupRoot } : {};
+    agent = (await startRunner(`127.0.0.1:${master.port}`, join(workDir, 'agent'), extra)).child;
     fw = await connect({ master: master.url, framework: { name, capabilities: ['TASK_KILLING_STATE'] }, log: silentLogger });
   } catch (e) {
     await cleanup();

@@ -1,0 +1,42 @@
+/**
+ * Checks of a task in a linux container (pid, mount, uts, ipc namespaces and a
+ * cgroup) run inside that container: a real master, a real agent process with
+ * the linux containerizer under a private cgroup root, a framework on the SDK.
+ *
+ * Named `root: cgroups:`; skipped with the reason printed where the linux
+ * containerizer cannot run.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { probeLinux } from '../../../agent/containerizer/linux/index.js';
+import { startCluster } from './cluster.js';
+
+const ROOT = `berth-checks-test-${process.pid}`;
+const probe = process.getuid?.() === 0 ? await probeLinux(ROOT) : { ok: false, reason: 'not running as root' };
+if (!probe.ok) console.log(`\n[checks/linux.test] SKIPPING root:/cgroups: test: ${probe.reason}`);
+
+const name = 'root: cgroups: a COMMAND health check of a linux container runs in the task\'s own pid and mount namespaces and working directory';
+if (!probe.ok) {
+  test(name, () => { console.log(`  skipped: ${probe.reason}`); });
+} else {
+  test(name, async () => {
+    const c = await startCluster('checks-linux', { linuxCgroupRoot: ROOT });
+    try {
+      // The task records its namespaces in its working directory; the check passes only if it
+      // runs in the same ones and finds that file in its own working directory.
+      const t = await c.launch({ name: 'ns', cmd: 'readlink /proc/self/ns/pid /proc/self/ns/mnt > ns; exec sleep 60', cpus: 0.1, mem: 64 }, () => ({
+        health_check: { type: 'COMMAND', command: { value: 'test -s ns && test "$(readlink /proc/self/ns/pid /proc/self/ns/mnt)" = "$(cat ns)"' }, delay_seconds: 0, interval_seconds: 0.2, grace_period_seconds: 20 },
+      }));
+      const id = t.task_id.value;
+      const healthy = await c.waitFor(id, (s) => s.healthy === true, 'a healthy update');
+      assert.is(healthy.reason, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED');
+      assert.not.ok(c.of(id).some((s) => s.healthy === false), 'never unhealthy');
+      await c.fw.kill(id);
+      await c.waitFor(id, (s) => s.state === 'TASK_KILLED', 'the kill');
+    } finally {
+      await c.cleanup();
+    }
+  });
+}
+
+test.run();
