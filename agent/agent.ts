@@ -93,6 +93,8 @@ interface TaskEntry {
   checks?: TaskChecks;
   /** [checks] Set when the agent killed the task for failing its health check: the terminal message. */
   unhealthyKill?: string;
+  /** [fetcher] Aborts the fetch of a task killed while its URIs are fetched. */
+  fetchAbort?: AbortController;
 }
 
 export interface AgentOptions {
@@ -535,9 +537,14 @@ export class Agent {
         const user = task.command?.user;
         const resolved = user === undefined ? undefined : await resolveUser(user);
         if (user !== undefined && !resolved) throw new BerthError('INVALID', `Failed to fetch URIs: unknown user '${user}'`);
-        await fetchUris(task.command!.uris!, { sandbox: entry.sandbox, user: resolved, cache: this.fetcherCache, limits: this.opts.fetchLimits, log: this.log.child({ task: tid }) });
+        entry.fetchAbort = new AbortController();
+        await fetchUris(task.command!.uris!, { sandbox: entry.sandbox, user: resolved, cache: this.fetcherCache, limits: this.opts.fetchLimits, signal: entry.fetchAbort.signal, log: this.log.child({ task: tid }) });
       } catch (e) {
         await starting;
+        if (entry.killRequested) {
+          await this.terminal(entry, 'TASK_KILLED', 'SOURCE_AGENT', 'REASON_TASK_KILLED_DURING_LAUNCH', 'Task killed while its URIs were fetched');
+          return;
+        }
         await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_FETCHER_FAILED', (e as Error).message);
         return;
       }
@@ -602,6 +609,7 @@ export class Agent {
     switch (entry.phase) {
       case 'launching':
         entry.killRequested = { graceMs };
+        entry.fetchAbort?.abort();
         return;
       case 'running':
         entry.killRequested = { graceMs };

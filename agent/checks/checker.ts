@@ -13,7 +13,7 @@
  *    count; once the count reaches `consecutive_failures` the event asks for the
  *    task to be killed and the checker stops. `consecutive_failures: 0` never
  *    kills (Marathon's meaning of `maxConsecutiveFailures: 0`; Mesos would kill
- *    on the first failure).
+ *    on the first failure) and reports only the first failure of each episode.
  *
  * Checker (Mesos `CheckInfo`, not interpreted): same delay/interval/timeout, no
  * grace or kill; a result is reported only when it differs from the previous one.
@@ -92,7 +92,9 @@ export class HealthChecker extends Periodic {
     this.failures++;
     const killTask = this.maxFailures > 0 && this.failures >= this.maxFailures;
     if (killTask) this.stop();
-    this.onEvent({ healthy: false, consecutiveFailures: this.failures, killTask, message: r.message });
+    // Bounded: at most `consecutive_failures` unhealthy events per episode (then the kill); a check
+    // that never kills reports only the change to unhealthy, not a status update per probe forever.
+    if (this.maxFailures > 0 || this.failures === 1) this.onEvent({ healthy: false, consecutiveFailures: this.failures, killTask, message: r.message });
   }
 }
 

@@ -50,6 +50,8 @@ export interface FetchOptions {
   user?: ResolvedUser;
   cache?: FetcherCache;
   limits?: Partial<FetchLimits>;
+  /** Aborts the fetch (the task was killed while fetching). */
+  signal?: AbortSignal;
   log?: Logger;
 }
 
@@ -158,13 +160,14 @@ function byteLimit(max: number, what: string): Transform {
   });
 }
 
-async function download(url: string, dest: string, limits: FetchLimits): Promise<void> {
-  const signal = AbortSignal.timeout(limits.timeoutMs);
+async function download(url: string, dest: string, limits: FetchLimits, abort?: AbortSignal): Promise<void> {
+  const timeout = AbortSignal.timeout(limits.timeoutMs);
+  const signal = abort ? AbortSignal.any([timeout, abort]) : timeout;
   let res: Response;
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
   } catch (e) {
-    throw new Error(signal.aborted ? `download timed out after ${limits.timeoutMs / 1000} s` : `download failed: ${causeOf(e)}`);
+    throw new Error(abort?.aborted ? 'aborted' : timeout.aborted ? `download timed out after ${limits.timeoutMs / 1000} s` : `download failed: ${causeOf(e)}`);
   }
   if (!res.ok || !res.body) {
     await res.body?.cancel().catch(() => undefined);
@@ -178,7 +181,7 @@ async function download(url: string, dest: string, limits: FetchLimits): Promise
   try {
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), byteLimit(limits.maxBytes, 'the file'), createWriteStream(dest, { mode: 0o600 }));
   } catch (e) {
-    throw new Error(signal.aborted ? `download timed out after ${limits.timeoutMs / 1000} s` : causeOf(e));
+    throw new Error(abort?.aborted ? 'aborted' : timeout.aborted ? `download timed out after ${limits.timeoutMs / 1000} s` : causeOf(e));
   }
 }
 
@@ -203,11 +206,11 @@ async function readLocal(path: string, dest: string, user: ResolvedUser | undefi
   await done;
 }
 
-function getBytes(u: URI, dest: string, user: ResolvedUser | undefined, limits: FetchLimits): Promise<void> {
+function getBytes(u: URI, dest: string, user: ResolvedUser | undefined, limits: FetchLimits, abort?: AbortSignal): Promise<void> {
   if (isAbsolute(u.value)) return readLocal(u.value, dest, user, limits);
   const url = new URL(u.value);
   if (url.protocol === 'file:') return readLocal(decodeURIComponent(url.pathname), dest, user, limits);
-  return download(u.value, dest, limits);
+  return download(u.value, dest, limits, abort);
 }
 
 // ---- the fetch ---------------------------------------------------------------------
@@ -221,6 +224,7 @@ async function fetchOne(u: URI, o: FetchOptions, limits: FetchLimits): Promise<s
     let cached = false;
     if (u.cache && o.cache) {
       const key = FetcherCache.key(o.user?.name ?? '', u.value);
+      // A shared download is not aborted by one task's kill (others may wait for it).
       const path = await o.cache.get(key, (p) => getBytes(u, p, o.user, limits));
       if (path) {
         try {
@@ -231,7 +235,7 @@ async function fetchOne(u: URI, o: FetchOptions, limits: FetchLimits): Promise<s
         }
       }
     }
-    if (!cached) await getBytes(u, tmp, o.user, limits);
+    if (!cached) await getBytes(u, tmp, o.user, limits, o.signal);
     if (dirname(dest) !== o.sandbox) {
       await mkdir(dirname(dest), { recursive: true });
       if (user) await chown(dirname(dest), user.uid, user.gid);
@@ -263,6 +267,7 @@ export async function fetchUris(uris: URI[], o: FetchOptions): Promise<void> {
   await mkdir(o.sandbox, { recursive: true });
   if (switchesUser(o.user)) await chown(o.sandbox, o.user.uid, o.user.gid);
   for (const u of uris) {
+    if (o.signal?.aborted) throw new FetchError('IO', 'Fetch aborted: the task was killed');
     const started = Date.now();
     try {
       const what = await fetchOne(u, o, limits);

@@ -97,15 +97,16 @@ test('health: a success is reported once, not on every probe', async () => {
   assert.is(events.length, 1);
 });
 
-test('health: consecutive_failures 0 reports failures but never asks for a kill', async () => {
+test('health: consecutive_failures 0 never asks for a kill and reports each change of health once', async () => {
   const clock = new ManualClock();
   const events: HealthEvent[] = [];
-  const c = new HealthChecker(hc({ delay_seconds: 0, interval_seconds: 1, grace_period_seconds: 0, consecutive_failures: 0 }), clock, scripted([false]).probe, (e) => events.push(e));
+  const s = scripted([false, false, false, true, false, false]);
+  const c = new HealthChecker(hc({ delay_seconds: 0, interval_seconds: 1, grace_period_seconds: 0, consecutive_failures: 0 }), clock, s.probe, (e) => events.push(e));
   c.start();
-  await run(clock, 5000);
+  await run(clock, 8000);
   c.stop();
-  assert.ok(events.length >= 4);
-  assert.ok(events.every((e) => !e.healthy && !e.killTask));
+  assert.ok(s.calls() >= 7, 'it keeps probing');
+  assert.equal(events.map((e) => [e.healthy, e.killTask]), [[false, false], [true, false], [false, false]]);
 });
 
 test('check: a result is reported only when it changes (exit code, status code, connected)', async () => {

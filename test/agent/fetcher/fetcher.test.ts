@@ -107,6 +107,16 @@ test('a download that stalls fails at the time limit', () => withEnv(async ({ sa
   assert.equal(readdirSync(sandbox), []);
 }));
 
+test('a fetch is aborted at once when its task is killed (the signal), leaving nothing behind', () => withEnv(async ({ sandbox, srv }) => {
+  const ac = new AbortController();
+  const p = fetchUris([{ value: `${srv.url}/stall`, output_file: 'x' }], { sandbox, signal: ac.signal });
+  while (!srv.hits.get('/stall')) await new Promise((r) => setImmediate(r));
+  ac.abort();
+  const e = await failure(p);
+  assert.match(e.message, /stall': aborted/);
+  assert.equal(readdirSync(sandbox), []);
+}));
+
 test('a corrupt archive fails the fetch with the tool\'s error', () => withEnv(async ({ files, sandbox, srv }) => {
   writeFileSync(join(files, 'bad.tar.gz'), 'not gzip at all');
   const e = await failure(fetchUris([{ value: `${srv.url}/bad.tar.gz` }], { sandbox }));
