@@ -115,8 +115,8 @@ export function validateChecks(task: CheckedTask): string | undefined {
 
 function healthProbe(hc: HealthCheck, target: ProbeTarget): Probe {
   switch (hc.type) {
-    case 'HTTP': return (t) => probeNetwork({ kind: 'http', scheme: hc.http?.scheme === 'https' ? 'https' : 'http', port: hc.http!.port, path: hc.http?.path ?? '/' }, t, target);
-    case 'TCP': return (t) => probeNetwork({ kind: 'tcp', port: hc.tcp!.port }, t, target);
+    case 'HTTP': return (t) => probeNetwork({ kind: 'http', scheme: hc.http?.scheme === 'https' ? 'https' : 'http', port: hc.http!.port, path: hc.http?.path ?? '/', family: hc.http?.protocol }, t, target);
+    case 'TCP': return (t) => probeNetwork({ kind: 'tcp', port: hc.tcp!.port, family: hc.tcp?.protocol }, t, target);
     default: return (t) => probeCommand(hc.command!, t, target);
   }
 }

@@ -7,7 +7,7 @@
  * Where the task lives matters (Mesos runs checks "in the task's namespaces"):
  *  - COMMAND probes enter the task's mount, pid and network namespaces with
  *    nsenter(1) when they differ from the agent's, as the task's user.
- *  - HTTP and TCP probes connect to 127.0.0.1:port from the agent (the host
+ *  - HTTP and TCP probes connect to 127.0.0.1:port (::1 for `protocol: IPv6`) from the agent (the host
  *    network, the default); if the task has its own network namespace, the
  *    probe runs in a small helper process entered into it (probe-main.ts).
  */
@@ -132,42 +132,51 @@ export async function probeCommand(c: CommandInfo, timeoutMs: number, target: Pr
   return { ok: r.code === 0, exitCode: r.code, message: `command exited with status ${r.code}${r.code === 0 ? '' : tail}` };
 }
 
-/** HTTP GET of 127.0.0.1:port/path from the current network namespace; 2xx and 3xx are healthy (Mesos). */
-export function httpGet(scheme: 'http' | 'https', port: number, path: string, timeoutMs: number): Promise<ProbeResult> {
+/** Loopback of the task's address family (Mesos' `protocol`: IPv4 by default). */
+export type Family = 'IPv4' | 'IPv6';
+const loopback = (f: Family | undefined): string => (f === 'IPv6' ? '::1' : '127.0.0.1');
+const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** HTTP GET of loopback:port/path from the current network namespace; 2xx and 3xx are healthy (Mesos). */
+export function httpGet(scheme: 'http' | 'https', port: number, path: string, timeoutMs: number, family?: Family): Promise<ProbeResult> {
+  const host = loopback(family);
+  const where = `${scheme}://${hostPort(host, port)}${path}`;
   return new Promise((resolve) => {
     let done = false;
     const finish = (r: ProbeResult): void => { if (!done) { done = true; clearTimeout(timer); resolve(r); } };
     const lib = scheme === 'https' ? https : http;
     // Health checks do not verify certificates (Mesos runs curl -k; the task's cert rarely names 127.0.0.1).
-    const req = lib.request({ host: '127.0.0.1', port, path, method: 'GET', rejectUnauthorized: false, agent: false, headers: { 'user-agent': 'berth-health-check' } }, (res) => {
+    const req = lib.request({ host, port, path, method: 'GET', rejectUnauthorized: false, agent: false, headers: { 'user-agent': 'berth-health-check' } }, (res) => {
       const code = res.statusCode ?? 0;
       res.resume();
       req.destroy();
-      finish({ ok: code >= 200 && code < 400, statusCode: code, message: `HTTP ${code} from ${scheme}://127.0.0.1:${port}${path}` });
+      finish({ ok: code >= 200 && code < 400, statusCode: code, message: `HTTP ${code} from ${where}` });
     });
-    const timer = setTimeout(() => { req.destroy(); finish({ ok: false, message: `HTTP GET ${scheme}://127.0.0.1:${port}${path} timed out after ${timeoutMs / 1000} s` }); }, timeoutMs);
-    req.once('error', (e) => finish({ ok: false, message: `HTTP GET ${scheme}://127.0.0.1:${port}${path} failed: ${e.message}` }));
+    const timer = setTimeout(() => { req.destroy(); finish({ ok: false, message: `HTTP GET ${where} timed out after ${timeoutMs / 1000} s` }); }, timeoutMs);
+    req.once('error', (e) => finish({ ok: false, message: `HTTP GET ${where} failed: ${e.message}` }));
     req.end();
   });
 }
 
-/** TCP connect to 127.0.0.1:port from the current network namespace. */
-export function tcpConnect(port: number, timeoutMs: number): Promise<ProbeResult> {
+/** TCP connect to loopback:port from the current network namespace. */
+export function tcpConnect(port: number, timeoutMs: number, family?: Family): Promise<ProbeResult> {
+  const host = loopback(family);
+  const where = hostPort(host, port);
   return new Promise((resolve) => {
     let done = false;
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect({ host, port });
     const finish = (r: ProbeResult): void => { if (!done) { done = true; clearTimeout(timer); sock.destroy(); resolve(r); } };
-    const timer = setTimeout(() => finish({ ok: false, connected: false, message: `TCP connect to 127.0.0.1:${port} timed out after ${timeoutMs / 1000} s` }), timeoutMs);
-    sock.once('connect', () => finish({ ok: true, connected: true, message: `TCP connect to 127.0.0.1:${port} succeeded` }));
-    sock.once('error', (e) => finish({ ok: false, connected: false, message: `TCP connect to 127.0.0.1:${port} failed: ${e.message}` }));
+    const timer = setTimeout(() => finish({ ok: false, connected: false, message: `TCP connect to ${where} timed out after ${timeoutMs / 1000} s` }), timeoutMs);
+    sock.once('connect', () => finish({ ok: true, connected: true, message: `TCP connect to ${where} succeeded` }));
+    sock.once('error', (e) => finish({ ok: false, connected: false, message: `TCP connect to ${where} failed: ${e.message}` }));
   });
 }
 
 /** A network probe as the helper process understands it (see probe-main.ts). */
-export type NetProbe = { kind: 'http'; scheme: 'http' | 'https'; port: number; path: string } | { kind: 'tcp'; port: number };
+export type NetProbe = { kind: 'http'; scheme: 'http' | 'https'; port: number; path: string; family?: Family } | { kind: 'tcp'; port: number; family?: Family };
 
 export function runNetProbe(p: NetProbe, timeoutMs: number): Promise<ProbeResult> {
-  return p.kind === 'http' ? httpGet(p.scheme, p.port, p.path, timeoutMs) : tcpConnect(p.port, timeoutMs);
+  return p.kind === 'http' ? httpGet(p.scheme, p.port, p.path, timeoutMs, p.family) : tcpConnect(p.port, timeoutMs, p.family);
 }
 
 const probeMain = fileURLToPath(new URL('./probe-main.js', import.meta.url));

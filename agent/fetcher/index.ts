@@ -42,7 +42,7 @@ export interface FetchLimits {
 }
 export const DEFAULT_FETCH_LIMITS: FetchLimits = { maxBytes: 2 ** 30, timeoutMs: 5 * 60_000 };
 /** At most this many URIs per task. */
-export const MAX_URIS = 100;
+export const MAX_URIS = 64;
 
 export interface FetchOptions {
   sandbox: string;

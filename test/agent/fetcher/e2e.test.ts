@@ -52,7 +52,8 @@ test('a 404 URI fails the task with REASON_FETCHER_FAILED and the cause; the com
 test('an unsupported URI scheme is refused with the field named', async () => {
   const t = await c.launch({ name: 'ftp', cmd: 'true', cpus: 0.1, mem: 32, uris: ['ftp://example.com/a.tgz'] });
   const end = await c.waitFor(t.task_id.value, (s) => s.state === 'TASK_ERROR' || s.state === 'TASK_FAILED', 'the refusal');
-  assert.match(end.message ?? '', /uris\[0\]\.value: scheme 'ftp' is not supported/);
+  assert.is(end.state, 'TASK_ERROR');
+  assert.match(end.message ?? '', /uris\[0\]\.value.*ftp/);
 });
 
 test.run();
