@@ -40,6 +40,8 @@ export interface Cluster {
   /** Resolves with the first update of `taskId` matching `pred` (already received or future); rejects after `ms`. */
   waitFor(taskId: string, pred: (s: TaskStatus) => boolean, what: string, ms?: number): Promise<TaskStatus>;
   of(taskId: string): TaskStatus[];
+  /** SIGKILLs the agent process (its tasks keep running) and starts a new one on the same work dir. */
+  restartAgent(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export async function startCluster(name: string, opts: { linuxCgroupRoot?: strin
   let agent: ChildProcess | undefined;
   let fw: Framework | undefined;
   const master = await startMaster({ workDir: join(workDir, 'master'), port: 0, allocationIntervalMs: 50, log: silentLogger });
+  const extra = opts.linuxCgroupRoot ? { containerizer: 'linux', cgroupRoot: opts.linuxCgroupRoot } : {};
   const cleanup = async (): Promise<void> => {
     if (fw) { await fw.teardown().catch(() => undefined); fw.close(); }
     // The teardown makes the agent kill the framework's tasks; give it a moment, then stop it.
@@ -60,7 +63,6 @@ export async function startCluster(name: string, opts: { linuxCgroupRoot?: strin
     rmSync(workDir, { recursive: true, force: true });
   };
   try {
-    const extra = opts.linuxCgroupRoot ? { containerizer: 'linux', cgroupRoot: opts.linuxCgroupRoot } : {};
     agent = (await startRunner(`127.0.0.1:${master.port}`, join(workDir, 'agent'), extra)).child;
     fw = await connect({ master: master.url, framework: { name, capabilities: ['TASK_KILLING_STATE'] }, log: silentLogger });
   } catch (e) {
@@ -78,6 +80,10 @@ export async function startCluster(name: string, opts: { linuxCgroupRoot?: strin
       const w = offerWaiters.shift();
       if (w) w(o); else offers.push(o);
     }
+  });
+  f.on('rescind', (offerId) => {
+    const i = offers.findIndex((o) => o.id.value === offerId);
+    if (i >= 0) offers.splice(i, 1);
   });
   const nextOffer = (): Promise<Offer> => {
     const o = offers.shift();
@@ -110,6 +116,11 @@ export async function startCluster(name: string, opts: { linuxCgroupRoot?: strin
       });
     },
     of(taskId) { return updates.filter((s) => s.task_id.value === taskId); },
+    async restartAgent() {
+      const old = agent!;
+      await new Promise<void>((r) => { old.once('exit', () => r()); old.kill('SIGKILL'); });
+      agent = (await startRunner(`127.0.0.1:${master.port}`, join(workDir, 'agent'), extra)).child;
+    },
     cleanup,
   };
 }

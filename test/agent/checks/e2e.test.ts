@@ -68,4 +68,18 @@ test('an invalid health check is refused with the field named, and nothing runs'
   assert.match(end.message ?? '', /health_check\.http\.port/);
 });
 
+test('after an agent crash and restart the recovered task is health-checked again', async () => {
+  const t = await c.launch({ name: 'survivor', cmd: httpServerCmd(), cpus: 0.1, mem: 128, ports: 1 }, (_, ports) => ({
+    health_check: { type: 'HTTP', http: { port: ports[0]!, path: '/health' }, delay_seconds: 0, interval_seconds: 0.2, grace_period_seconds: 5 },
+  }));
+  const id = t.task_id.value;
+  await c.waitFor(id, (s) => s.healthy === true, 'a healthy update');
+  const before = c.of(id).length;
+  await c.restartAgent();
+  // A restarted checker reports its first success again: a healthy update newer than the crash.
+  await c.waitFor(id, (s) => s.healthy === true && c.of(id).indexOf(s) >= before, 'a healthy update from the restarted agent');
+  await c.fw.kill(id);
+  await c.waitFor(id, (s) => s.state === 'TASK_KILLED', 'the kill');
+});
+
 test.run();
