@@ -15,7 +15,7 @@
  *     directory with the system `tar` / `unzip` / `gzip`, run as the task's user;
  *     the archive itself stays, as in Mesos.
  * Every file is owned by the task's user. Every download is bounded in bytes
- * and time; so is every extraction in time.
+ * and time; every extraction in time and in the size of each file it writes.
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -39,8 +39,10 @@ export interface FetchLimits {
   maxBytes: number;
   /** Longest one URI may take to download and extract (default 5 min). */
   timeoutMs: number;
+  /** Largest file an extraction may write (default 4 GiB): a small archive cannot fill the disk with one huge file. */
+  maxExtractedFileBytes: number;
 }
-export const DEFAULT_FETCH_LIMITS: FetchLimits = { maxBytes: 2 ** 30, timeoutMs: 5 * 60_000 };
+export const DEFAULT_FETCH_LIMITS: FetchLimits = { maxBytes: 2 ** 30, timeoutMs: 5 * 60_000, maxExtractedFileBytes: 4 * 2 ** 30 };
 /** At most this many URIs per task. */
 export const MAX_URIS = 64;
 
@@ -109,10 +111,12 @@ export function archiveKind(name: string): ArchiveKind | undefined {
   return undefined;
 }
 
-interface RunOpts { cwd: string; user?: ResolvedUser; timeoutMs: number; stdout?: NodeJS.WritableStream }
+interface RunOpts { cwd: string; user?: ResolvedUser; timeoutMs: number; stdout?: NodeJS.WritableStream; maxFileBytes?: number }
 
 /** Runs a system tool as the user; rejects with its stderr (bounded) on failure or timeout. */
-function runTool(argv: string[], o: RunOpts): Promise<void> {
+function runTool(tool: string[], o: RunOpts): Promise<void> {
+  // RLIMIT_FSIZE (prlimit(1), util-linux) bounds every file the tool writes; the kernel stops it with SIGXFSZ.
+  const argv = o.maxFileBytes !== undefined ? ['prlimit', `--fsize=${o.maxFileBytes}`, '--', ...tool] : tool;
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: o.cwd, uid: o.user?.uid, gid: o.user?.gid, detached: true,
@@ -124,12 +128,14 @@ function runTool(argv: string[], o: RunOpts): Promise<void> {
     if (o.stdout) child.stdout!.pipe(o.stdout);
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, o.timeoutMs);
-    child.once('error', (e) => { clearTimeout(timer); reject(new Error(`${argv[0]} could not start: ${e.message}`)); });
+    const name = tool[0]!;
+    child.once('error', (e) => { clearTimeout(timer); reject(new Error(`${name} could not start: ${e.message}`)); });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) reject(new Error(`${argv[0]} timed out after ${o.timeoutMs / 1000} s`));
+      if (timedOut) reject(new Error(`${name} timed out after ${o.timeoutMs / 1000} s`));
       else if (code === 0) resolve();
-      else reject(new Error(`${argv[0]} failed (${code ?? signal}): ${err.trim()}`));
+      else if (signal === 'SIGXFSZ' || code === 128 + 25) reject(new Error(`${name} stopped: an extracted file is larger than the limit of ${o.maxFileBytes ?? '?'} bytes`));
+      else reject(new Error(`${name} failed (${code ?? signal}): ${err.trim()}`));
     });
   });
 }
@@ -249,7 +255,7 @@ async function fetchOne(u: URI, o: FetchOptions, limits: FetchLimits): Promise<s
   }
   const kind = archiveKind(name);
   if (!u.executable && u.extract !== false && kind) {
-    await extract(dest, kind, { cwd: dirname(dest), user, timeoutMs: limits.timeoutMs });
+    await extract(dest, kind, { cwd: dirname(dest), user, timeoutMs: limits.timeoutMs, maxFileBytes: limits.maxExtractedFileBytes });
     return `${name} (extracted)`;
   }
   return name;

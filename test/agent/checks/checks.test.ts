@@ -210,6 +210,19 @@ test('TCP probe: connected to a listening port, not to a closed one', async () =
   assert.is(r.ok, false); assert.is(r.connected, false);
 });
 
+test('HTTP and TCP probes of protocol IPv6 connect to ::1', async () => {
+  const srv = http.createServer((_, res) => res.end());
+  const listening = await new Promise<boolean>((r) => { srv.once('error', () => r(false)); srv.listen(0, '::1', () => r(true)); });
+  if (!listening) { console.log('  skipped: no IPv6 loopback here'); return; }
+  try {
+    const port = (srv.address() as AddressInfo).port;
+    const h = await httpGet('http', port, '/', 2000, 'IPv6');
+    assert.equal([h.ok, h.message], [true, `HTTP 200 from http://[::1]:${port}/`]);
+    assert.is((await tcpConnect(port, 2000, 'IPv6')).connected, true);
+    assert.is((await tcpConnect(port, 2000)).connected, false, 'not on 127.0.0.1');
+  } finally { srv.closeAllConnections(); await new Promise((r) => srv.close(r)); }
+});
+
 test('COMMAND probe: exit code reported, task environment and the check command environment passed', async () => {
   const ok = await probeCommand({ value: 'test "$GREETING$EXTRA" = hi2', environment: { variables: [{ name: 'EXTRA', value: '2' }] } }, 5000, target);
   assert.equal([ok.ok, ok.exitCode], [true, 0]);

@@ -117,6 +117,13 @@ test('a fetch is aborted at once when its task is killed (the signal), leaving n
   assert.equal(readdirSync(sandbox), []);
 }));
 
+test('an archive that unpacks a file over the extraction limit fails the fetch', () => withEnv(async ({ files, sandbox, srv }) => {
+  // 64 KiB of ones compresses to a few hundred bytes: a tiny archive, a big file.
+  execFileSync('tar', ['-czf', join(files, 'bomb.tgz'), '-C', files, 'big.bin']);
+  const e = await failure(fetchUris([{ value: `${srv.url}/bomb.tgz` }], { sandbox, limits: { maxExtractedFileBytes: 10_000 } }));
+  assert.match(e.message, /bomb\.tgz': tar stopped: an extracted file is larger than the limit of 10000 bytes/);
+}));
+
 test('a corrupt archive fails the fetch with the tool\'s error', () => withEnv(async ({ files, sandbox, srv }) => {
   writeFileSync(join(files, 'bad.tar.gz'), 'not gzip at all');
   const e = await failure(fetchUris([{ value: `${srv.url}/bad.tar.gz` }], { sandbox }));
