@@ -41,9 +41,8 @@ import { buildAgentInfo } from './resources.js';
 import { StatusUpdateManager } from './status-update-manager.js';
 import { containerSpec, killGraceMs, sandboxPath, taskLimits, validateTask } from './task-spec.js';
 // [checks/fetcher] the fetcher before the container starts, checks once it runs.
-import { emptyCheckStatus, startTaskChecks, type CheckedStatus, type CheckedTask, type TaskChecks } from './checks/index.js';
-import { fetchUris, FetcherCache, type FetchLimits } from './fetcher/index.js';
-import { resolveUser } from './containerizer/linux/users.js';
+import { emptyCheckStatus, probeTargetOf, startTaskChecks, type TaskChecks } from './checks/index.js';
+import { fetchTaskUris, FetcherCache, type FetchLimits } from './fetcher/index.js';
 import { join } from 'node:path';
 
 export const AGENT_VERSION = '0.1.0';
@@ -533,19 +532,13 @@ export class Agent {
     }
     // [fetcher] URIs land in the sandbox before the command starts; a failed fetch fails the task.
     if ((task.command?.uris ?? []).length > 0) {
+      entry.fetchAbort = new AbortController();
       try {
-        const user = task.command?.user;
-        const resolved = user === undefined ? undefined : await resolveUser(user);
-        if (user !== undefined && !resolved) throw new BerthError('INVALID', `Failed to fetch URIs: unknown user '${user}'`);
-        entry.fetchAbort = new AbortController();
-        await fetchUris(task.command!.uris!, { sandbox: entry.sandbox, user: resolved, cache: this.fetcherCache, limits: this.opts.fetchLimits, signal: entry.fetchAbort.signal, log: this.log.child({ task: tid }) });
+        await fetchTaskUris(task, entry.sandbox, { cache: this.fetcherCache, limits: this.opts.fetchLimits, signal: entry.fetchAbort.signal, log: this.log.child({ task: tid }) });
       } catch (e) {
         await starting;
-        if (entry.killRequested) {
-          await this.terminal(entry, 'TASK_KILLED', 'SOURCE_AGENT', 'REASON_TASK_KILLED_DURING_LAUNCH', 'Task killed while its URIs were fetched');
-          return;
-        }
-        await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_FETCHER_FAILED', (e as Error).message);
+        if (entry.killRequested) await this.terminal(entry, 'TASK_KILLED', 'SOURCE_AGENT', 'REASON_TASK_KILLED_DURING_LAUNCH', 'Task killed while its URIs were fetched');
+        else await this.terminal(entry, 'TASK_FAILED', 'SOURCE_AGENT', 'REASON_FETCHER_FAILED', (e as Error).message);
         return;
       }
       if (entry.killRequested) {
@@ -632,19 +625,15 @@ export class Agent {
 
   /** [checks] Starts the task's health check / check once it runs; results become TASK_RUNNING updates. */
   private async startChecks(entry: TaskEntry): Promise<void> {
-    const task = entry.task as CheckedTask;
+    const task = entry.task;
     if ((!task.health_check && !task.check) || entry.phase !== 'running' || !entry.record) return;
-    const user = task.command?.user === undefined ? undefined : await resolveUser(task.command.user);
-    const spec = containerSpec({
+    const env = containerSpec({
       frameworkId: entry.frameworkId, agentId: this.agentId ?? '', executorId: entry.executorId, containerId: entry.containerId,
       sandbox: entry.sandbox, hostname: this.info?.hostname ?? osHostname(), task, runDir: entry.runDir,
-    });
-    const taskPid = entry.record.extra?.['taskPid'];
-    entry.checks = startTaskChecks(task, { pid: typeof taskPid === 'number' ? taskPid : entry.record.pid, user, env: spec.env, cwd: entry.sandbox }, {
-      emit: (u) => {
-        if (entry.phase !== 'running') return;
-        void this.updateFor(entry, 'TASK_RUNNING', 'SOURCE_EXECUTOR', u.reason, u.message);
-      },
+    }).env;
+    const target = await probeTargetOf(task, { ...entry.record, env, sandbox: entry.sandbox });
+    entry.checks = startTaskChecks(task, target, {
+      emit: (u) => { if (entry.phase === 'running') void this.updateFor(entry, 'TASK_RUNNING', 'SOURCE_EXECUTOR', u.reason, u.message); },
       kill: (message) => {
         if (entry.phase !== 'running') return;
         this.log.warn({ task: task.task_id.value, message }, 'Killing an unhealthy task');
@@ -715,12 +704,12 @@ export class Agent {
 
   private async updateFor(entry: TaskEntry, state: TaskState, source: TaskStatusSource = 'SOURCE_EXECUTOR', reason?: TaskStatusReason, message?: string): Promise<void> {
     entry.state = state;
-    const status: CheckedStatus = this.status(entry.task.task_id.value, state, source, reason, message);
+    const status = this.status(entry.task.task_id.value, state, source, reason, message);
     status.executor_id = { value: entry.executorId };
     // [checks] The last known health and check status ride on every update once the task runs (Mesos).
-    const ct = entry.task as CheckedTask;
+    const check = entry.task.check;
     if (entry.checks?.healthy !== undefined) status.healthy = entry.checks.healthy;
-    if (ct.check && state !== 'TASK_STAGING' && state !== 'TASK_STARTING') status.check_status = entry.checks?.checkStatus ?? emptyCheckStatus(ct.check);
+    if (check && state !== 'TASK_STAGING' && state !== 'TASK_STARTING') status.check_status = entry.checks?.checkStatus ?? emptyCheckStatus(check);
     try {
       await this.sum.update({ framework_id: { value: entry.frameworkId }, status });
     } catch (e) {

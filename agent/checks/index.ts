@@ -15,6 +15,7 @@ import type { Logger } from '../../proto/log.js';
 import type { CommandInfo, HealthCheck, TaskStatusReason } from '../../proto/types.js';
 import { Checker, HealthChecker, emptyCheckStatus, type Probe } from './checker.js';
 import { probeCommand, probeNetwork, type ProbeTarget } from './probe.js';
+import { resolveUser } from '../containerizer/linux/users.js';
 import type { CheckedTask, CheckInfo, CheckStatusInfo } from './types.js';
 
 export type { ProbeTarget } from './probe.js';
@@ -157,4 +158,14 @@ export function startTaskChecks(task: CheckedTask, target: ProbeTarget, sink: Ch
     get checkStatus() { return checkStatus; },
     stop() { hc?.stop(); ck?.stop(); },
   };
+}
+
+/**
+ * Where a task's probes run: its process (`taskPid` when the containerizer records it, else the
+ * supervisor's pid, which shares the task's namespaces on posix), its user and environment.
+ */
+export async function probeTargetOf(task: CheckedTask, c: { pid: number; extra?: Record<string, unknown>; env: Record<string, string>; sandbox: string }): Promise<ProbeTarget> {
+  const taskPid = c.extra?.['taskPid'];
+  const name = task.command?.user;
+  return { pid: typeof taskPid === 'number' ? taskPid : c.pid, user: name === undefined ? undefined : await resolveUser(name), env: c.env, cwd: c.sandbox };
 }
