@@ -13,6 +13,8 @@ export interface AgentCliOptions {
   cleanupOnExit?: boolean;
   cgroupsEnableCfs?: boolean;
   pidsMax: number;
+  pidsMaxTotal?: number;
+  cgroupRoot?: string;
   allowHostRoot?: boolean;
   allowedUsers?: string;
   usernsUidRange: string;
@@ -31,9 +33,9 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   const { startAgent } = await import('../agent/main.js');
   const started = await startAgent({
     master: o.master, workDir: o.workDir, port: o.port, host: o.host, resources: o.resources, attributes: o.attributes,
-    containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict,
+    containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict, cgroupRoot: o.cgroupRoot,
     isolation: {
-      enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),
+      enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, pidsMaxTotal: o.pidsMaxTotal, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),
       uidRange: { start: Number(range[1]), count: Number(range[2]) }, capabilities,
     },
   });

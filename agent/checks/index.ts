@@ -3,19 +3,19 @@
  * the checks scale with agents, not with the framework).
  *
  * The agent calls `startTaskChecks` once the task is RUNNING and `stop()` when
- * it ends; everything else goes through the small `CheckSink` it passes:
+ * it ends (hooks.ts, at the lifecycle's post-RUNNING seam); everything else
+ * goes through the small `CheckSink` it passes:
  *  - a health result → `emit({ healthy, reason: REASON_TASK_HEALTH_CHECK_STATUS_UPDATED })`;
  *  - a changed check result → `emit({ check_status, reason: REASON_TASK_CHECK_STATUS_UPDATED })`;
  *  - too many consecutive health failures → `kill(message)`; the agent then
  *    kills the task and its terminal update carries `healthy: false` (the last
- *    known health and check status ride on every later update of the task).
+ *    known health and check status ride on every later TASK_RUNNING update).
  */
 import type { Clock } from '../../proto/clock.js';
 import type { Logger } from '../../proto/log.js';
 import type { CommandInfo, HealthCheck, TaskStatusReason } from '../../proto/types.js';
 import { Checker, HealthChecker, emptyCheckStatus, type Probe } from './checker.js';
 import { probeCommand, probeNetwork, type ProbeTarget } from './probe.js';
-import { resolveUser } from '../containerizer/linux/users.js';
 import type { CheckedTask, CheckInfo, CheckStatusInfo } from './types.js';
 
 export type { ProbeTarget } from './probe.js';
@@ -158,14 +158,4 @@ export function startTaskChecks(task: CheckedTask, target: ProbeTarget, sink: Ch
     get checkStatus() { return checkStatus; },
     stop() { hc?.stop(); ck?.stop(); },
   };
-}
-
-/**
- * Where a task's probes run: its process (`taskPid` when the containerizer records it, else the
- * supervisor's pid, which shares the task's namespaces on posix), its user and environment.
- */
-export async function probeTargetOf(task: CheckedTask, c: { pid: number; extra?: Record<string, unknown>; env: Record<string, string>; sandbox: string }): Promise<ProbeTarget> {
-  const taskPid = c.extra?.['taskPid'];
-  const name = task.command?.user;
-  return { pid: typeof taskPid === 'number' ? taskPid : c.pid, user: name === undefined ? undefined : await resolveUser(name), env: c.env, cwd: c.sandbox };
 }

@@ -26,8 +26,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
-import type { CommandInfo, TaskInfo } from '../../proto/types.js';
-import { resolveUser, type ResolvedUser } from '../containerizer/linux/users.js';
+import type { CommandInfo } from '../../proto/types.js';
+import type { ResolvedUser } from '../containerizer/linux/users.js';
 import { FetcherCache } from './cache.js';
 
 export { FetcherCache, DEFAULT_CACHE_BYTES } from './cache.js';
@@ -282,18 +282,4 @@ export async function fetchUris(uris: URI[], o: FetchOptions): Promise<void> {
       throw new FetchError('IO', `Failed to fetch '${u.value}': ${(e as Error).message}`);
     }
   }
-}
-
-/**
- * The agent's pre-start step: fetches `task.command.uris` into `sandbox` as the task's user
- * (`command.user`, else the agent's). Nothing to do without URIs. Rejects with a FetchError whose
- * message is the TASK_FAILED message (reason REASON_FETCHER_FAILED).
- */
-export async function fetchTaskUris(task: TaskInfo, sandbox: string, o: Omit<FetchOptions, 'sandbox' | 'user'> = {}): Promise<void> {
-  const uris = task.command?.uris ?? [];
-  if (uris.length === 0) return;
-  const name = task.command?.user;
-  const user = name === undefined ? undefined : await resolveUser(name);
-  if (name !== undefined && !user) throw new FetchError('INVALID', `Failed to fetch URIs: unknown user '${name}'`);
-  await fetchUris(uris, { ...o, sandbox, user });
 }
