@@ -141,14 +141,18 @@ function runTool(tool: string[], o: RunOpts): Promise<void> {
 }
 
 async function extract(file: string, kind: ArchiveKind, o: RunOpts): Promise<void> {
-  const dir = dirname(file);
+  // Paths relative to the archive's directory, which is the tool's working directory: the spawn
+  // enters it before dropping to the task's user, who may not be able to traverse the agent's
+  // work dir above the sandbox.
+  const name = basename(file);
+  const opts = { ...o, cwd: dirname(file) };
   switch (kind) {
     // GNU tar refuses members with '..' and strips leading '/'; as the task's user it cannot write
     // outside what that user may write. --no-same-owner matters only when that user is root.
-    case 'tar': return runTool(['tar', '--no-same-owner', '-xf', file, '-C', dir], o);
+    case 'tar': return runTool(['tar', '--no-same-owner', '-xf', name, '-C', '.'], opts);
     // unzip drops '../' components of member names unless told otherwise (-:).
-    case 'zip': return runTool(['unzip', '-q', '-o', file, '-d', dir], o);
-    case 'gz': return runTool(['gzip', '-d', '-k', '-f', file], o);
+    case 'zip': return runTool(['unzip', '-q', '-o', name, '-d', '.'], opts);
+    case 'gz': return runTool(['gzip', '-d', '-k', '-f', name], opts);
   }
 }
 

@@ -8,6 +8,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { probeLinux } from '../../../agent/containerizer/linux/index.js';
 import { startCluster } from './cluster.js';
 
@@ -34,6 +39,32 @@ if (!probe.ok) {
       await c.fw.kill(id);
       await c.waitFor(id, (s) => s.state === 'TASK_KILLED', 'the kill');
     } finally {
+      await c.cleanup();
+    }
+  });
+}
+
+const fetchName = 'root: cgroups: URIs are fetched into a linux container\'s sandbox as the task\'s user before its command runs';
+if (!probe.ok) {
+  test(fetchName, () => { console.log(`  skipped: ${probe.reason}`); });
+} else {
+  test(fetchName, async () => {
+    const c = await startCluster('fetch-linux', { linuxCgroupRoot: ROOT });
+    const files = join(c.workDir, 'served');
+    mkdirSync(join(files, 'app'), { recursive: true });
+    writeFileSync(join(files, 'app', 'config.txt'), 'from the archive\n');
+    execFileSync('tar', ['-czf', join(files, 'app.tar.gz'), '-C', files, 'app']);
+    const srv = http.createServer((req, res) => { if (req.url === '/app.tar.gz') res.end(readFileSync(join(files, 'app.tar.gz'))); else { res.statusCode = 404; res.end(); } });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/app.tar.gz`;
+      // test -O: the extracted file is owned by the user the command runs as.
+      const t = await c.launch({ name: 'reader', cmd: 'test "$(id -un)" = nobody && test -O app/config.txt && grep -q "from the archive" app/config.txt', cpus: 0.1, mem: 64, uris: [url], user: 'nobody' });
+      const end = await c.waitFor(t.task_id.value, (s) => ['TASK_FINISHED', 'TASK_FAILED', 'TASK_ERROR'].includes(s.state), 'the end');
+      assert.is(end.state, 'TASK_FINISHED', end.message);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
       await c.cleanup();
     }
   });

@@ -188,18 +188,25 @@ test(`${root ? '' : 'SKIPPED (not root): '}root: fetched and extracted files are
   const nobody = await resolveUser('nobody');
   if (!nobody) { console.log('  skipped: no user nobody'); return; }
   await withEnv(async ({ dir, files, sandbox, srv }) => {
-    chmodSync(dir, 0o755);
-    chmodSync(files, 0o755);
-    await fetchUris([{ value: `${srv.url}/app.tar.gz` }, { value: `${files}/run.sh` }], { sandbox, user: nobody });
-    for (const p of ['', 'app.tar.gz', 'app', 'app/config.txt', 'run.sh']) {
+    // The work dir above the sandbox stays private (0700, root): extraction as the user must not need it.
+    assert.is(statSync(dir).mode & 0o777, 0o700);
+    await fetchUris([{ value: `${srv.url}/app.tar.gz` }, { value: `${srv.url}/app.zip`, output_file: 'z/app.zip' }], { sandbox, user: nobody });
+    for (const p of ['', 'app.tar.gz', 'app', 'app/config.txt', 'z', 'z/app/config.txt']) {
       const st = statSync(join(sandbox, p));
       assert.equal([p, st.uid, st.gid], [p, nobody.uid, nobody.gid]);
     }
+    // A local file is read with the user's permissions: here the user cannot even reach it.
+    const e = await failure(fetchUris([{ value: `${files}/run.sh` }], { sandbox: join(dir, 's2'), user: nobody }));
+    assert.match(e.message, /Permission denied/);
+    assert.not.ok(existsSync(join(dir, 's2', 'run.sh')));
+    // ... and where it can reach the directory, a file only root may read stays out of reach.
+    chmodSync(dir, 0o755); chmodSync(files, 0o755);
     writeFileSync(join(files, 'secret'), 'root only');
     chmodSync(join(files, 'secret'), 0o600);
-    const e = await failure(fetchUris([{ value: `${files}/secret` }], { sandbox: join(dir, 's2'), user: nobody }));
-    assert.match(e.message, /Permission denied/);
-    assert.not.ok(existsSync(join(dir, 's2', 'secret')));
+    const e2 = await failure(fetchUris([{ value: `${files}/secret` }], { sandbox: join(dir, 's3'), user: nobody }));
+    assert.match(e2.message, /Permission denied/);
+    await fetchUris([{ value: `${files}/run.sh` }], { sandbox: join(dir, 's4'), user: nobody });
+    assert.is(statSync(join(dir, 's4', 'run.sh')).uid, nobody.uid);
   });
 });
 
