@@ -20,7 +20,7 @@ const ROOT = `berth-checks-test-${process.pid}`;
 const probe = process.getuid?.() === 0 ? await probeLinux(ROOT) : { ok: false, reason: 'not running as root' };
 if (!probe.ok) console.log(`\n[checks/linux.test] SKIPPING root:/cgroups: test: ${probe.reason}`);
 
-const name = 'root: cgroups: a COMMAND health check of a linux container runs in the task\'s own pid and mount namespaces and working directory';
+const name = 'root: cgroups: a COMMAND health check of a linux container runs in the task\'s own pid and mount namespaces and working directory, as its user';
 if (!probe.ok) {
   test(name, () => { console.log(`  skipped: ${probe.reason}`); });
 } else {
@@ -29,8 +29,8 @@ if (!probe.ok) {
     try {
       // The task records its namespaces in its working directory; the check passes only if it
       // runs in the same ones and finds that file in its own working directory.
-      const t = await c.launch({ name: 'ns', cmd: 'readlink /proc/self/ns/pid /proc/self/ns/mnt > ns; exec sleep 60', cpus: 0.1, mem: 64 }, () => ({
-        health_check: { type: 'COMMAND', command: { value: 'test -s ns && test "$(readlink /proc/self/ns/pid /proc/self/ns/mnt)" = "$(cat ns)"' }, delay_seconds: 0, interval_seconds: 0.2, grace_period_seconds: 20 },
+      const t = await c.launch({ name: 'ns', cmd: 'readlink /proc/self/ns/pid /proc/self/ns/mnt > ns; exec sleep 60', cpus: 0.1, mem: 64, user: 'nobody' }, () => ({
+        health_check: { type: 'COMMAND', command: { value: 'test "$(id -un)" = nobody && test -s ns && test "$(readlink /proc/self/ns/pid /proc/self/ns/mnt)" = "$(cat ns)"' }, delay_seconds: 0, interval_seconds: 0.2, grace_period_seconds: 20 },
       }));
       const id = t.task_id.value;
       const healthy = await c.waitFor(id, (s) => s.healthy === true, 'a healthy update');
