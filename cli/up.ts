@@ -18,6 +18,10 @@ export interface UpOptions {
   host: string;
   workDir: string;
   containerizer: string;
+  /** Master security flags (see cli/main.ts securityFlags); loopback needs none. */
+  security?: Record<string, unknown>;
+  /** Credential file handed to the agents when they must authenticate. */
+  credential?: string;
 }
 
 /**
@@ -39,12 +43,16 @@ export function splitHost(n: number, workDir: string): string[] {
   return out;
 }
 
+/** Each agent of `berth up` gets 64 blocks of 65,536 host ids for its root containers. */
+const USERNS_POOL_START = 1 << 20;
+const USERNS_POOL_SIZE = 64 * 65_536;
+
 export async function runUp(opts: UpOptions): Promise<void> {
   const log = logger('up');
   const workDir = path.resolve(opts.workDir);
   mkdirSync(workDir, { recursive: true });
   const { startMaster } = await import('../master/main.js');
-  const m = await startMaster({ workDir, port: opts.port, host: opts.host });
+  const m = await startMaster({ workDir, port: opts.port, host: opts.host, ...opts.security });
   const masterAddr = `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${m.port}`;
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
   const shares = splitHost(opts.agents, workDir);
@@ -52,6 +60,9 @@ export async function runUp(opts: UpOptions): Promise<void> {
   const agents = Array.from({ length: opts.agents }, (_, i) => new AgentProcess(i, () => [
     cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
     '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit',
+    ...(opts.credential ? ['--credential', path.resolve(opts.credential)] : []),
+    // Disjoint id pools: no two agents' root containers ever share a host uid.
+    '--userns-uid-range', `${USERNS_POOL_START + i * USERNS_POOL_SIZE}:${USERNS_POOL_SIZE}`,
   ], log, () => stopping));
   for (const a of agents) a.start();
   process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n  stop:   Ctrl-C\n\n`);
