@@ -20,7 +20,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, lstat, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -225,6 +225,33 @@ function getBytes(u: URI, dest: string, user: ResolvedUser | undefined, limits: 
 
 // ---- the fetch ---------------------------------------------------------------------
 
+/*
+ * Placement runs as the agent (root) in a sandbox where an earlier URI's archive, extracted as the
+ * task's user, may have planted links. Nothing of the task runs during the fetch, so checking each
+ * path component with lstat before using it is not racy: no link is ever followed out of the sandbox.
+ */
+
+/** Creates `rel` (a relative directory) under `sandbox` component by component, refusing links. */
+async function ensureDirInside(sandbox: string, rel: string, user: ResolvedUser | undefined): Promise<void> {
+  let at = sandbox;
+  for (const part of rel.split(sep).filter((p) => p !== '' && p !== '.')) {
+    at = join(at, part);
+    const st = await lstat(at).catch(() => undefined);
+    if (st?.isSymbolicLink()) throw new Error(`output path '${rel}' goes through a symbolic link`);
+    if (st && !st.isDirectory()) throw new Error(`output path '${rel}': '${part}' is not a directory`);
+    if (!st) {
+      await mkdir(at);
+      if (user) await chown(at, user.uid, user.gid);
+    }
+  }
+}
+
+async function refuseLink(dest: string, name: string): Promise<void> {
+  const st = await lstat(dest).catch(() => undefined);
+  if (st?.isSymbolicLink()) throw new Error(`'${name}' is a symbolic link in the sandbox`);
+  if (st?.isDirectory()) throw new Error(`'${name}' is a directory in the sandbox`);
+}
+
 async function fetchOne(u: URI, o: FetchOptions, limits: FetchLimits): Promise<string> {
   const name = u.output_file ?? nameOf(u.value);
   const dest = join(o.sandbox, name);
@@ -246,10 +273,8 @@ async function fetchOne(u: URI, o: FetchOptions, limits: FetchLimits): Promise<s
       }
     }
     if (!cached) await getBytes(u, tmp, o.user, limits, o.signal);
-    if (dirname(dest) !== o.sandbox) {
-      await mkdir(dirname(dest), { recursive: true });
-      if (user) await chown(dirname(dest), user.uid, user.gid);
-    }
+    await ensureDirInside(o.sandbox, dirname(name), user);
+    await refuseLink(dest, name);
     if (user) await chown(tmp, user.uid, user.gid);
     await chmod(tmp, u.executable ? 0o755 : 0o644);
     await rename(tmp, dest);

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -122,6 +122,23 @@ test('an archive that unpacks a file over the extraction limit fails the fetch',
   execFileSync('tar', ['-czf', join(files, 'bomb.tgz'), '-C', files, 'big.bin']);
   const e = await failure(fetchUris([{ value: `${srv.url}/bomb.tgz` }], { sandbox, limits: { maxExtractedFileBytes: 10_000 } }));
   assert.match(e.message, /bomb\.tgz': tar stopped: an extracted file is larger than the limit of 10000 bytes/);
+}));
+
+test('a link planted by one archive is never followed by the next URI\'s placement', () => withEnv(async ({ dir, files, sandbox, srv }) => {
+  const outside = join(dir, 'outside');
+  mkdirSync(outside);
+  const evil = join(dir, 'evil');
+  mkdirSync(evil);
+  symlinkSync(outside, join(evil, 'escape'));
+  execFileSync('tar', ['-czf', join(files, 'evil.tgz'), '-C', evil, 'escape']);
+  const e = await failure(fetchUris([
+    { value: `${srv.url}/evil.tgz` },
+    { value: `${srv.url}/run.sh`, output_file: 'escape/run.sh' },
+  ], { sandbox }));
+  assert.match(e.message, /goes through a symbolic link/);
+  assert.equal(readdirSync(outside), [], 'nothing written outside the sandbox');
+  const e2 = await failure(fetchUris([{ value: `${srv.url}/run.sh`, output_file: 'escape' }], { sandbox }));
+  assert.match(e2.message, /'escape' is a symbolic link/);
 }));
 
 test('a corrupt archive fails the fetch with the tool\'s error', () => withEnv(async ({ files, sandbox, srv }) => {
