@@ -47,17 +47,23 @@ export interface ProbeTarget {
 export type Namespace = 'mnt' | 'pid' | 'net';
 const NS_FLAG: Record<Namespace, string> = { mnt: '-m', pid: '-p', net: '-n' };
 
-/** The namespaces of `pid` that are not the agent's own (empty when the task shares them, e.g. posix). */
-export function foreignNamespaces(pid: number | undefined): Namespace[] {
+/**
+ * The namespaces of `pid` that are not the agent's own (empty when the task shares them, e.g.
+ * posix); undefined when `pid` is gone (a probe must then fail, not run in the agent's namespaces).
+ */
+export function foreignNamespaces(pid: number | undefined): Namespace[] | undefined {
   if (pid === undefined) return [];
   const out: Namespace[] = [];
   for (const ns of ['mnt', 'pid', 'net'] as const) {
     let mine: string; let theirs: string;
-    try { mine = readlinkSync(`/proc/self/ns/${ns}`); theirs = readlinkSync(`/proc/${pid}/ns/${ns}`); } catch { continue; }
+    try { mine = readlinkSync(`/proc/self/ns/${ns}`); } catch { continue; }
+    try { theirs = readlinkSync(`/proc/${pid}/ns/${ns}`); } catch { return undefined; }
     if (mine !== theirs) out.push(ns);
   }
   return out;
 }
+
+const GONE: ProbeResult = { ok: false, message: "the task's process is gone" };
 
 /** Bound on the output of a command probe kept for the message. */
 const OUTPUT_TAIL = 512;
@@ -120,6 +126,7 @@ export async function probeCommand(c: CommandInfo, timeoutMs: number, target: Pr
   for (const v of c.environment?.variables ?? []) env[v.name] = v.value ?? '';
   const argv = commandArgv(c);
   const nss = foreignNamespaces(target.pid);
+  if (!nss) return GONE;
   // Switching users needs root; an agent that is not root runs its tasks (and their checks) as itself.
   const user = asRoot() && target.user && target.user.uid !== 0 ? target.user : undefined;
   const r = nss.length > 0 && target.pid !== undefined
@@ -183,7 +190,9 @@ const probeMain = fileURLToPath(new URL('./probe-main.js', import.meta.url));
 
 /** Runs a network probe from the task's network namespace (entering it when it is not the agent's). */
 export async function probeNetwork(p: NetProbe, timeoutMs: number, target: ProbeTarget): Promise<ProbeResult> {
-  if (target.pid === undefined || !foreignNamespaces(target.pid).includes('net')) return runNetProbe(p, timeoutMs);
+  const nss = foreignNamespaces(target.pid);
+  if (!nss) return GONE;
+  if (target.pid === undefined || !nss.includes('net')) return runNetProbe(p, timeoutMs);
   const argv = ['nsenter', '-t', String(target.pid), '-n', '--', process.execPath, probeMain, JSON.stringify({ probe: p, timeoutMs })];
   // The helper enforces the timeout itself; the outer bound only covers its own start-up.
   const r = await runBounded(argv, { PATH: process.env.PATH ?? '/usr/bin:/bin' }, {}, timeoutMs + 5000);

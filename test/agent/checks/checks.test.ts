@@ -269,7 +269,7 @@ test(`${nsSkip ? 'SKIPPED: ' : ''}root: COMMAND, TCP and HTTP probes run inside 
   if (nsSkip) { console.log(`  skipped: ${nsSkip}`); return; }
   const t = await nsTask();
   try {
-    assert.equal(foreignNamespaces(t.pid).sort(), ['mnt', 'net', 'pid']);
+    assert.equal(foreignNamespaces(t.pid)?.sort(), ['mnt', 'net', 'pid']);
     const nt = { ...target, pid: t.pid };
     // In the task's pid namespace (with its own /proc) the task is pid 1.
     const cmd = await probeCommand({ value: 'grep -q node /proc/1/cmdline' }, 5000, nt);
@@ -280,7 +280,10 @@ test(`${nsSkip ? 'SKIPPED: ' : ''}root: COMMAND, TCP and HTTP probes run inside 
     const outside = await probeNetwork({ kind: 'tcp', port: 7000 }, 2000, target);
     assert.is(outside.ok, false);
   } finally { t.stop(); }
-  await settle();
+  await waitFor(() => !pidAlive(t.pid), 'the ns task to end');
+  // A task whose process is gone fails its probes; they never fall back to the agent's namespaces.
+  const gone = await probeCommand({ value: 'true' }, 5000, { ...target, pid: t.pid });
+  assert.equal([gone.ok, gone.message], [false, "the task's process is gone"]);
 });
 
 // ---- the whole: startTaskChecks ----------------------------------------------------------
