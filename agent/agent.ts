@@ -39,7 +39,9 @@ import { recoverAgent } from './recovery.js';
 import { buildAgentInfo } from './resources.js';
 import { AGENT_VERSION, statistics, stateView } from './state-view.js';
 import { StatusUpdateManager } from './status-update-manager.js';
-import type { TaskHooks } from './task-hooks.js';
+import { composeHooks, type TaskHooks } from './task-hooks.js';
+import { fetcherHooks } from './fetcher/hooks.js';
+import { checkHooks } from './checks/hooks.js';
 import { TaskLifecycle, taskKey, type TaskEntry } from './task-lifecycle.js';
 
 export { AGENT_VERSION } from './state-view.js';
@@ -145,7 +147,12 @@ export class Agent {
       containerizer: () => this.containerizer, frameworks: this.frameworks,
       agentId: () => this.agentId, agentIdDurable: () => this.agentIdDurable, hostname: () => this.info?.hostname,
       sendUnreliable: (u) => { this.link.send({ status_update: u }); },
-      hooks: opts.hooks, diskCheckMs: opts.diskCheckMs,
+      // Mesos-native by default: the URI fetcher before a task starts, its checks once it runs.
+      hooks: opts.hooks ?? composeHooks(
+        fetcherHooks({ workDir: opts.workDir, log: this.log.child({ component: 'fetcher' }) }),
+        checkHooks({ clock: this.clock, log: this.log.child({ component: 'checks' }), hostname: () => this.info?.hostname }),
+      ),
+      diskCheckMs: opts.diskCheckMs,
     });
     this.gc = new SandboxGc({
       workDir: opts.workDir, clock: opts.gcClock ?? this.clock, log: this.log,
