@@ -479,11 +479,19 @@ export class Scheduler {
     for (const id of locking) await this.cancel(id, `superseded by a forced change`);
     const original: Record<string, AppDefinition | null> = {};
     for (const id of ids) original[id] = this.apps.get(id)?.app ?? null;
-    const version = timestamp(this.now);
+    // Versions are unique and increasing even when the clock stands still (a config version is an identity).
+    const latest = Math.max(0, ...[...this.apps.values()].map((rt) => Date.parse(rt.app.version)));
+    const version = timestamp(Math.max(this.now, latest + 1));
     for (const [id, b] of Object.entries(target)) {
       const a = original[id];
-      if (a && b) b.versionInfo = { lastScalingAt: version, lastConfigChangeAt: a.versionInfo.lastConfigChangeAt };
-      if (b) { b.version = version; if (!a || opts.restart?.has(id) || JSON.stringify({ ...a, instances: 0, version: '', versionInfo: null }) !== JSON.stringify({ ...b, instances: 0, version: '', versionInfo: null })) b.versionInfo = { lastScalingAt: version, lastConfigChangeAt: version }; }
+      if (!b) continue;
+      const keep = opts.rollbackOf ? b.versionInfo.lastConfigChangeAt : undefined;
+      if (a) b.versionInfo = { lastScalingAt: version, lastConfigChangeAt: a.versionInfo.lastConfigChangeAt };
+      b.version = version;
+      if (!a || opts.restart?.has(id) || JSON.stringify({ ...a, instances: 0, version: '', versionInfo: null }) !== JSON.stringify({ ...b, instances: 0, version: '', versionInfo: null })) {
+        // A rollback returns to the original config version: instances still running it are current again.
+        b.versionInfo = { lastScalingAt: version, lastConfigChangeAt: keep ?? version };
+      }
     }
     const d = plan(original, target, version, this.now, { restart: opts.restart });
     if (!d) return undefined;
@@ -538,8 +546,7 @@ export class Scheduler {
       const orig = d.original[app];
       back[app] = orig ? { ...orig } : null;
     }
-    const r = await this.deploy(back, { force: true, restart: new Set(d.affectedApps.filter((a) => d.original[a] && this.apps.get(a)?.app.versionInfo.lastConfigChangeAt !== d.original[a]!.versionInfo.lastConfigChangeAt)), rollbackOf: id });
-    return r;
+    return this.deploy(back, { force: true, rollbackOf: id });
   }
 
   /** Stops a deployment where it is (`?force=true`): apps keep their current definitions. */
