@@ -205,12 +205,15 @@ export class Scheduler {
 
   /** The action of the running step of a deployment for this app, if any. */
   private currentAction(appId: string): { d: Deployment; action: string } | undefined {
+    let waiting: Deployment | undefined;
     for (const d of this.deployments.values()) {
       const step = d.steps[d.current];
       const a = step?.actions.find((x) => x.app === appId);
       if (a) return { d, action: a.action };
+      if (d.steps.slice(d.current + 1).some((s) => s.actions.some((x) => x.app === appId))) waiting = d;
     }
-    return undefined;
+    // An app whose step has not come yet (it waits for its dependencies) is held as it is.
+    return waiting ? { d: waiting, action: 'Waiting' } : undefined;
   }
 
   isHealthy(rt: AppRuntime, i: Instance): boolean {
@@ -235,7 +238,7 @@ export class Scheduler {
     const all = [...rt.instances.values()];
     const alive = all.filter((i) => this.alive(i));
     const act = this.currentAction(rt.app.id);
-    if (act?.action === 'StopApplication' || act?.action === 'StartApplication') return 0;
+    if (act?.action === 'StopApplication' || act?.action === 'StartApplication' || act?.action === 'Waiting') return 0;
     if (act?.action === 'RestartApplication') {
       const { max } = this.capacity(rt.app);
       const fresh = alive.filter((i) => i.configVersion === cur).length;
@@ -265,6 +268,8 @@ export class Scheduler {
       for (const i of all) if (!isTerminal(i.state) && !i.killing) this.kill(rt, i, 'stop');
     } else if (act?.action === 'RestartApplication') {
       this.rollingKills(rt, alive);
+    } else if (act?.action === 'Waiting') {
+      // held until its step runs
     } else if (alive.length > rt.app.instances) {
       this.killSurplus(rt, alive, alive.length - rt.app.instances);
     }
@@ -473,6 +478,15 @@ export class Scheduler {
    * deployment and `force` is not set (force cancels those deployments, without rollback).
    */
   async deploy(target: Record<string, AppDefinition | null>, opts: { force?: boolean; restart?: Set<string>; rollbackOf?: string } = {}): Promise<Deployment | undefined> {
+    // One change at a time: the lock check and the apply must not interleave with another change.
+    const run = this.changes.then(() => this.deployNow(target, opts));
+    this.changes = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private changes: Promise<void> = Promise.resolve();
+
+  private async deployNow(target: Record<string, AppDefinition | null>, opts: { force?: boolean; restart?: Set<string>; rollbackOf?: string }): Promise<Deployment | undefined> {
     const ids = Object.keys(target);
     const locking = [...new Set(ids.flatMap((id) => this.deploymentsOf(id).map((d) => d.id)))];
     if (locking.length > 0 && !opts.force) throw new ConflictError(locking);
@@ -496,13 +510,18 @@ export class Scheduler {
     const d = plan(original, target, version, this.now, { restart: opts.restart });
     if (!d) return undefined;
     if (opts.rollbackOf) d.rollbackOf = opts.rollbackOf;
+    // Durable first, then applied in memory in one synchronous stretch: no update handled in
+    // between may see the deployment without its apps (it would judge their steps done).
     await this.opts.store.put(deploymentKey(d.id), d);
+    for (const b of Object.values(target)) {
+      if (!b) continue;
+      await this.opts.store.put(appKey(b.id), b);
+      await this.saveVersion(b);
+    }
     this.deployments.set(d.id, d);
     // Definitions apply at once (GET shows the target, as Marathon); removals when their step runs.
     for (const [id, b] of Object.entries(target)) {
       if (!b) continue;
-      await this.opts.store.put(appKey(id), b);
-      await this.saveVersion(b);
       const rt = this.apps.get(id);
       if (rt) {
         const configChanged = rt.app.versionInfo.lastConfigChangeAt !== b.versionInfo.lastConfigChangeAt;
