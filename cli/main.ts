@@ -30,6 +30,8 @@ program.command('up')
   .option('--host <host>', 'address the master binds', '127.0.0.1')
   .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
+  .option('--no-marathon', 'do not start the Marathon service framework')
+  .option('--marathon-port <port>', 'Marathon REST API port (default 8080, or any free port with --port 0)', intArg('--marathon-port'))
   .action(async (opts) => { await runUp(opts); });
 
 program.command('master')

@@ -18,6 +18,9 @@ export interface UpOptions {
   host: string;
   workDir: string;
   containerizer: string;
+  /** false: do not start the Marathon service framework (`--no-marathon`). */
+  marathon?: boolean;
+  marathonPort?: number;
 }
 
 /**
@@ -56,7 +59,8 @@ export async function runUp(opts: UpOptions): Promise<void> {
     child.on('exit', (code, sig) => { if (!stopping) log.warn({ agent: i, code, signal: sig }, 'agent process exited'); });
     children.push(child);
   }
-  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n  stop:   Ctrl-C\n\n`);
+  const marathon = opts.marathon === false ? undefined : await (await import('./app.js')).startMarathonForUp(m.url, path.join(workDir, 'marathon'), opts.marathonPort ?? (opts.port === 0 ? 0 : 8080));
+  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n${marathon ? `  marathon: ${marathon.url}   (berth app list --marathon ${marathon.url})\n` : ''}  stop:   Ctrl-C\n\n`);
 
   let stopping = false;
   const stop = async (): Promise<void> => {
@@ -69,6 +73,7 @@ export async function runUp(opts: UpOptions): Promise<void> {
       c.once('exit', () => { clearTimeout(t); resolve(); });
       c.kill('SIGTERM');
     })));
+    await marathon?.stop();
     await m.stop();
     process.stderr.write('stopped\n');
     process.exit(0);
