@@ -427,6 +427,13 @@ export class Scheduler {
       if (!st.healthy) this.events.publish('failed_health_check_event', { appId: inst.appId, taskId: id, instanceId: id, healthCheck: rt?.app.healthChecks[0] ?? {} });
     }
 
+    // The agent reports every failed check after the grace period (Mesos); after
+    // maxConsecutiveFailures of them the instance is killed (no backoff) and replaced.
+    const hc = rt?.app.healthChecks[0];
+    if (rt && hc && st.healthy === false && !inst.killing && st.state === 'TASK_RUNNING' && hc.maxConsecutiveFailures > 0 && (inst.consecutiveFailures ?? 0) >= hc.maxConsecutiveFailures) {
+      this.kill(rt, inst, 'unhealthy');
+    }
+
     if (isTerminal(st.state)) {
       this.byTask.delete(id);
       rt?.instances.delete(id);
