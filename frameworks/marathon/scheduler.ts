@@ -276,7 +276,7 @@ export class Scheduler {
     const wanted = this.wanted(rt);
     if (wanted > 0) {
       if (this.now < rt.delayUntil) this.timer(`delay:${rt.app.id}`, rt.delayUntil - this.now, () => this.converge(rt));
-      else this.wantOffers();
+      else this.syncOfferInterest();
     }
   }
 
@@ -333,11 +333,27 @@ export class Scheduler {
     void this.fw?.kill(i.taskId, i.agentId).catch((e: Error) => this.opts.log.warn({ task: i.taskId, err: e.message }, 'kill failed; reconciliation will retry'));
   }
 
-  private wantOffers(): void {
-    if (!this.suppressed || !this.fw) return;
-    this.suppressed = false;
-    void this.fw.revive().catch(() => { this.suppressed = true; });
+  /**
+   * Keeps the master's view of our interest in line with our needs: REVIVE when an app can
+   * launch and we are suppressed or have declined offers with the long filter; SUPPRESS when
+   * none can. Flags change synchronously and the calls go out one at a time, in order, so a
+   * late SUPPRESS can never overtake the REVIVE a newer need asked for.
+   */
+  private syncOfferInterest(): void {
+    if (!this.fw || this.stopped) return;
+    const want = [...this.apps.values()].some((rt) => this.launchable(rt) > 0);
+    if (want && (this.suppressed || this.filtered)) {
+      this.suppressed = false; this.filtered = false;
+      this.interest = this.interest.then(() => this.fw!.revive()).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'revive failed'));
+    } else if (!want && !this.suppressed) {
+      this.suppressed = true;
+      this.interest = this.interest.then(() => this.fw!.suppress()).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'suppress failed'));
+    }
   }
+
+  private interest: Promise<void> = Promise.resolve();
+  /** Offers were declined with the long filter since the last REVIVE (which clears filters). */
+  private filtered = false;
 
   // ------------------------------------------------------------------ offers
 
@@ -349,8 +365,9 @@ export class Scheduler {
       if (count > 0) demands.push({ app: rt.app, count, existing: [...rt.instances.values()].filter((i) => this.alive(i)).map((i) => ({ agentId: i.agentId, hostname: i.host, attributes: i.attributes })) });
     }
     if (demands.length === 0) {
+      this.filtered = true;
+      this.syncOfferInterest();
       await this.fw.decline(offers.map((o) => o.id.value), this.opts.declineLongSeconds ?? 120).catch(() => undefined);
-      if (!this.suppressed) { this.suppressed = true; await this.fw.suppress().catch(() => { this.suppressed = false; }); }
       return;
     }
     const placed = placeDemands(offers, demands);
@@ -382,8 +399,9 @@ export class Scheduler {
       this.opts.log.warn({ offer: offer.id.value, err: e.message }, 'accept failed; the tasks will be reported lost by reconciliation');
     })));
     const unused = offers.filter((o) => !byOffer.has(o.id.value)).map((o) => o.id.value);
+    if (unused.length && !stillWanted) this.filtered = true;
+    this.syncOfferInterest();
     if (unused.length) await this.fw.decline(unused, stillWanted ? 5 : (this.opts.declineLongSeconds ?? 120)).catch(() => undefined);
-    if (!stillWanted && !this.suppressed) { this.suppressed = true; await this.fw.suppress().catch(() => { this.suppressed = false; }); }
   }
 
   // ------------------------------------------------------------------ updates
