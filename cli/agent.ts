@@ -1,5 +1,7 @@
 /** `berth agent`: flags → startAgent; runs until SIGINT/SIGTERM. */
 import { BerthError } from '../proto/errors.js';
+import { findCredential, findTls } from '../proto/transport/credentials.js';
+import { WsDialer } from '../proto/transport/ws.js';
 
 export interface AgentCliOptions {
   master: string;
@@ -13,10 +15,17 @@ export interface AgentCliOptions {
   cleanupOnExit?: boolean;
   cgroupsEnableCfs?: boolean;
   pidsMax: number;
+  pidsMaxTotal?: number;
+  cgroupRoot?: string;
   allowHostRoot?: boolean;
   allowedUsers?: string;
   usernsUidRange: string;
   capabilities: string;
+  credential?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
 }
 
 const list = (s: string | undefined): string[] | undefined => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
@@ -28,12 +37,22 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   const range = /^(\d+):(\d+)$/.exec(o.usernsUidRange);
   if (!range || Number(range[2]) < 1) throw new BerthError('INVALID', `--userns-uid-range must be START:COUNT with COUNT >= 1 (got '${o.usernsUidRange}')`);
   const capabilities = list(o.capabilities) ?? [];
+  // The agent's HTTP server does not authenticate: off loopback only when the operator says so.
+  if (!/^(127\.|localhost$|::1$)/.test(o.host)) {
+    if (!o.insecure) throw new BerthError('INVALID', `refusing to serve the agent on ${o.host} without authentication; use a loopback --host, or --insecure on a trusted network`);
+    process.stderr.write(`berth agent: INSECURE: serving on ${o.host} without authentication (--insecure)\n`);
+  }
+  // Credentials and TLS go to the dialer; the agent only passes them through.
+  const dialer = new WsDialer(o.master, {
+    credential: findCredential({ file: o.credential, workDir: o.workDir }),
+    tls: findTls({ ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey }),
+  });
   const { startAgent } = await import('../agent/main.js');
   const started = await startAgent({
-    master: o.master, workDir: o.workDir, port: o.port, host: o.host, resources: o.resources, attributes: o.attributes,
-    containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict,
+    master: o.master, dialer, workDir: o.workDir, port: o.port, host: o.host, resources: o.resources, attributes: o.attributes,
+    containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict, cgroupRoot: o.cgroupRoot,
     isolation: {
-      enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),
+      enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, pidsMaxTotal: o.pidsMaxTotal, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),
       uidRange: { start: Number(range[1]), count: Number(range[2]) }, capabilities,
     },
   });

@@ -23,29 +23,58 @@ function intArg(name: string, min = 0, max = 65535) {
 const program = new Command();
 program.name('berth').description('A Mesos-style two-level cluster scheduler').version('0.1.0');
 
-program.command('up')
+securityOptions(program.command('up'))
   .description('run a master and agents on this machine; Ctrl-C stops everything')
   .option('--agents <n>', 'number of agents (they split this host\'s resources)', intArg('--agents', 1, 64), 2)
   .option('--port <port>', 'master port (0 = any free port)', intArg('--port'), 5050)
   .option('--host <host>', 'address the master binds', '127.0.0.1')
   .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
+  .option('--credential <file>', 'the agents\' credential (principal and secret), when agents must authenticate')
   .option('--no-marathon', 'do not start the Marathon service framework')
   .option('--marathon-port <port>', 'Marathon REST API port (default 8080, or any free port with --port 0)', intArg('--marathon-port'))
-  .action(async (opts) => { await runUp(opts); });
+  .action(async (opts) => { await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential }); });
 
-program.command('master')
+/** Mesos' security flags in Berth's spelling, shared by `berth master` and `berth up`. */
+function securityOptions(cmd: Command): Command {
+  return cmd
+    .option('--credentials <file>', "principals and secrets, Mesos' JSON {\"credentials\":[{\"principal\",\"secret\"}]}")
+    .option('--authenticate-frameworks', 'frameworks (HTTP API and native) must authenticate')
+    .option('--authenticate-agents', 'agents must authenticate')
+    .option('--authenticate-http-readonly', 'read-only endpoints (/state, /metrics, …) need credentials')
+    .option('--authenticate-http-readwrite', 'read-write endpoints (/teardown) need credentials')
+    .option('--acls <file>', "Mesos' ACLs JSON (register_frameworks, run_tasks, teardown_frameworks, view_*)")
+    .option('--tls-cert <file>', 'serve HTTPS/WSS with this certificate (PEM)')
+    .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+    .option('--tls-ca <file>', 'require client certificates signed by this CA (PEM)')
+    .option('--insecure', 'allow a non-loopback --host without authentication (warned at every start)');
+}
+
+/** Commander's camelCase security flags → startMaster options. */
+export function securityFlags(o: Record<string, unknown>): Record<string, unknown> {
+  return {
+    credentialsFile: o.credentials, authenticateFrameworks: !!o.authenticateFrameworks, authenticateAgents: !!o.authenticateAgents,
+    authenticateHttpReadonly: !!o.authenticateHttpReadonly, authenticateHttpReadwrite: !!o.authenticateHttpReadwrite,
+    aclsFile: o.acls, tlsCertFile: o.tlsCert, tlsKeyFile: o.tlsKey, tlsCaFile: o.tlsCa, insecure: !!o.insecure,
+  };
+}
+
+securityOptions(program.command('master'))
   .description('run a master')
   .option('--port <port>', 'port for HTTP and WebSocket (0 = any free port)', intArg('--port'), 5050)
   .option('--host <host>', 'address to bind', '127.0.0.1')
   .option('--work-dir <dir>', 'registry directory', '.berth')
   .option('--offer-timeout <seconds>', 'rescind offers not answered within this time (0 = never)', intArg('--offer-timeout', 0, 86400), 0)
   .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
+  .option('--registry-max-agent-age <seconds>', 'forget agents unreachable for longer than this', intArg('--registry-max-agent-age', 60, 10 * 365 * 86400), 14 * 86400)
+  .option('--registry-max-agent-count <n>', 'remember at most this many unreachable agents', intArg('--registry-max-agent-count', 1, 10_000_000), 100_000)
   .action(async (opts) => {
     const { startMaster } = await import('../master/main.js');
     const m = await startMaster({
       workDir: opts.workDir, port: opts.port, host: opts.host,
       offerTimeoutMs: opts.offerTimeout * 1000, allocationIntervalMs: opts.allocationInterval,
+      registryMaxAgentAgeMs: opts.registryMaxAgentAge * 1000, registryMaxAgentCount: opts.registryMaxAgentCount,
+      ...securityFlags(opts),
     });
     process.stderr.write(`berth master at ${m.url}\n`);
     const stop = () => { void m.stop().then(() => process.exit(0)); };
@@ -66,10 +95,17 @@ program.command('agent')
   .option('--cleanup-on-exit', 'destroy all containers when stopped by SIGINT/SIGTERM (default: tasks outlive the agent)')
   .option('--cgroups-enable-cfs', 'linux: hard-cap cpu with CFS quota (cpus × 100 ms per 100 ms), as Mesos --cgroups_enable_cfs')
   .option('--pids-max <n>', 'linux: pids.max per container (0 = unlimited)', intArg('--pids-max', 0, 4_194_304), 1024)
+  .option('--pids-max-total <n>', 'linux: pids.max of all this agent\'s containers together (default half of kernel.pid_max; 0 = unlimited)', intArg('--pids-max-total', 0, 4_194_304))
+  .option('--cgroup-root <path>', 'linux: this agent\'s own cgroup root, e.g. berth/a1 (default berth/agent-<hash of --work-dir>); never shared by two agents')
   .option('--allow-host-root', 'linux: let a task asking for root be root on the host (default: root inside a user namespace)')
   .option('--allowed-users <list>', 'linux: comma-separated users tasks may run as (default: any existing user)')
   .option('--userns-uid-range <start:count>', 'linux: host uids that a root task\'s user namespace maps to', '1000000:65536')
   .option('--capabilities <list>', 'linux: capabilities kept in the bounding set, comma-separated (default: none)', '')
+  .option('--credential <file>', 'principal and secret for the master (Mesos JSON {"principal","secret"}); default $BERTH_CREDENTIAL or <work-dir>/credential')
+  .option('--tls-ca <file>', 'verify the master\'s certificate against this CA (PEM); implies TLS')
+  .option('--tls-cert <file>', 'client certificate presented to the master (PEM)')
+  .option('--tls-key <file>', 'the client certificate\'s key (PEM)')
+  .option('--insecure', 'allow a non-loopback --host (the agent HTTP server does not authenticate)')
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);
@@ -94,7 +130,11 @@ program.command('state')
   .description('print a summary of a running cluster: agents, frameworks, tasks by state')
   .option('--master <url>', 'master URL', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
   .option('--json', 'print the raw /state JSON')
-  .action(async (opts) => { await printState(opts.master, !!opts.json); });
+  .option('--credential <file>', 'principal and secret (Mesos JSON {"principal","secret"}); default $BERTH_CREDENTIAL or $BERTH_PRINCIPAL/$BERTH_SECRET')
+  .option('--tls-ca <file>', 'verify the master\'s certificate against this CA (PEM)')
+  .option('--tls-cert <file>', 'client certificate (PEM)')
+  .option('--tls-key <file>', 'client certificate key (PEM)')
+  .action(async (opts) => { await printState(opts.master, !!opts.json, { credentialFile: opts.credential, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }); });
 
 program.command('bench')
   .description('run benchmarks (allocator, launch, api, micro)')

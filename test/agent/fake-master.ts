@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 /**
  * A scripted master for agent tests: accepts agent links on any MasterListener
  * (MemoryNetwork in-process, WsListener for agents in child processes),
@@ -17,7 +18,8 @@ export interface FakeMasterOptions {
 
 export interface Received<T> { at: number; msg: T }
 
-export const FRAMEWORK: FrameworkInfo = { user: 'test', name: 'fake-framework', id: { value: 'fw-1' } };
+/** Its user is the agent's own: tasks run as FrameworkInfo.user when CommandInfo.user is absent (Mesos). */
+export const FRAMEWORK: FrameworkInfo = { user: userInfo().username, name: 'fake-framework', id: { value: 'fw-1' } };
 
 export class FakeMaster {
   conn: Conn<AgentToMaster, MasterToAgent> | undefined;

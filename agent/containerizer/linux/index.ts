@@ -16,7 +16,7 @@
  *    so the exit record (written before the supervisor exits) is complete.
  *  - The OOM verdict is read before the cgroup is removed.
  */
-import { chown, mkdir, open } from 'node:fs/promises';
+import { chown, mkdir, open, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../../proto/errors.js';
@@ -27,12 +27,13 @@ import { cpuSubsystem } from './cgroups/cpu.js';
 import { detectHierarchy } from './cgroups/detect.js';
 import { freeze, killAll, signalAll, thaw } from './cgroups/freezer.js';
 import type { CgroupFs } from './cgroups/fs.js';
-import { rootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
+import { removeRootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
 import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
 import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
-import { bootId, catchesSigterm, isSameProcess, procStartTime, readExitRecord } from './proc.js';
-import { locateShellTools, locateShim, shimArgs, startSupervisor, type Engine, type ShimLaunch, type Started } from './shim.js';
+import { bootId, catchesSigterm, isSameProcess, readStat } from '../../proc.js';
+import { readExitRecord } from '../files.js';
+import { locateShim, shimArgs, type Engine, type ShimLaunch, type Started } from './shim.js';
 import { ShimServer } from '../shim-server.js';
 import { prepareSandbox } from '../files.js';
 import { resolveUser } from './users.js';
@@ -48,6 +49,11 @@ export interface LinuxContainerizerOptions {
   enableCfs?: boolean;
   /** pids.max per container (default 1024; 0 = unlimited). */
   pidsMax?: number;
+  /**
+   * pids.max on the agent's cgroup root: all its containers together (default half the host's
+   * kernel.pid_max, so a fork storm spread over many containers still leaves the host pids; 0 = unlimited).
+   */
+  pidsMaxTotal?: number;
   /** Let a task asking for root be root on the host (default: root inside a user namespace). */
   allowHostRoot?: boolean;
   /** When set, only these users may run tasks. */
@@ -63,14 +69,8 @@ export interface LinuxContainerizerOptions {
   cgroupFs?: CgroupFs;
   /** Tests/embedding: an explicit hierarchy (wins over detection and fsRoot). */
   hierarchy?: Hierarchy;
-  /** Path of berth-shim; null forces the unshare/setpriv shell engine. */
-  shimPath?: string | null;
-  /**
-   * Start shims through one long-lived `berth-shim --server` (shim-server.ts) instead of spawning
-   * each from the agent's event loop (a synchronous fork+exec of Node, 2–4 ms). Default true;
-   * $BERTH_SHIM_SERVER=0 turns it off.
-   */
-  shimServer?: boolean;
+  /** Path of berth-shim (default: $BERTH_SHIM, else the build output, built on demand). */
+  shimPath?: string;
 }
 
 /** Ended containers kept for wait()/usage() after the end; the oldest are forgotten first. */
@@ -129,11 +129,9 @@ export class LinuxContainerizer implements Containerizer {
   private readyPromise: Promise<{ hier: Hierarchy; engine: Engine }> | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private server: ShimServer | undefined;
-  private readonly useServer: boolean;
   private closed = false;
 
   constructor(options: LinuxContainerizerOptions = {}) {
-    this.useServer = options.shimServer ?? process.env['BERTH_SHIM_SERVER'] !== '0';
     this.opts = {
       ...options,
       cgroupRoot: options.cgroupRoot ?? 'berth',
@@ -167,15 +165,14 @@ export class LinuxContainerizer implements Containerizer {
     hier ??= await detectHierarchy(this.opts.cgroupRoot);
     if (!hier) throw new BerthError('UNSUPPORTED', 'no usable cgroup hierarchy (cpu, memory or pids controllers) found');
     await hier.init();
-    let engine: Engine | undefined;
-    const shim = this.opts.shimPath === null ? undefined : await locateShim(this.opts.shimPath, this.log);
-    if (shim) engine = { kind: 'shim', path: shim };
-    else {
-      const tools = await locateShellTools();
-      if (!tools) throw new BerthError('UNSUPPORTED', 'neither berth-shim nor util-linux unshare/setpriv is available');
-      engine = { kind: 'shell', tools };
-      this.log('warn', 'berth-shim unavailable: using the slower unshare/setpriv shell engine', {});
-    }
+    await this.capAgentPids(hier);
+    // One engine: berth-shim, started through its long-lived server. The server runs with an empty
+    // environment and hands each task its environment only at the task's final execve, after the
+    // privilege drop (no root process ever runs with a task's LD_PRELOAD or the like). The former
+    // per-launch spawn of the shim and the unshare/setpriv shell engine could not: they are gone.
+    const shim = await locateShim(this.opts.shimPath, this.log);
+    if (!shim) throw new BerthError('UNSUPPORTED', 'berth-shim is not available and cannot be built (needs a C compiler: run agent/shim/build.sh)');
+    const engine: Engine = { kind: 'shim', path: shim };
     this.log('info', 'linux containerizer ready', {
       cgroups: hier.label,
       controllers: [...hier.controllers].join(','),
@@ -183,6 +180,18 @@ export class LinuxContainerizer implements Containerizer {
       cgroupRoot: this.opts.cgroupRoot,
     });
     return { hier, engine };
+  }
+
+  /** Writes the agent-wide pids cap on this agent's root (v1 and v2 both count descendants' tasks). */
+  private async capAgentPids(hier: Hierarchy): Promise<void> {
+    const dir = hier.handle('x').dir('pids');
+    if (dir === undefined) return;
+    let total = this.opts.pidsMaxTotal;
+    if (total === undefined) {
+      const pidMax = Number((await readFile('/proc/sys/kernel/pid_max', 'utf8').catch(() => '32768')).trim());
+      total = Math.max(1024, Math.floor(pidMax / 2));
+    }
+    await hier.fs.write(join(dir.slice(0, dir.lastIndexOf('/')), 'pids.max'), total > 0 ? String(Math.floor(total)) : 'max');
   }
 
   // ---- users ---------------------------------------------------------------
@@ -228,7 +237,8 @@ export class LinuxContainerizer implements Containerizer {
     if (prior && prior.state !== 'ended') throw new BerthError('CONFLICT', `container ${spec.containerId} already exists`);
     // User policy first: a forbidden or unknown user is the caller's error whatever the host supports.
     const ids = await this.taskIds(spec);
-    const [{ hier, engine }, boot] = await Promise.all([this.init(), bootId()]);
+    const { hier, engine } = await this.init();
+    const boot = bootId();
 
     const cg = hier.handle(spec.containerId);
     let started: Started | undefined;
@@ -237,11 +247,15 @@ export class LinuxContainerizer implements Containerizer {
       const subOpts = { enableCfs: this.opts.enableCfs, pidsMax: this.opts.pidsMax };
       // A server-forked shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on
       // its own core, no thread-pool round trips of the agent). A spawned one starts in it.
-      const viaServer = engine.kind === 'shim' && this.useServer;
+      // The shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on its own
+      // core, no thread-pool round trips of the agent), unless a pre-start hook (URI fetcher)
+      // needs the sandbox before the task starts: then it is made here.
+      const early = spec.beforeExec !== undefined;
       await Promise.all([
         ...SUBSYSTEMS.map((s) => s.prepare(cg, hier.fs, spec.limits, subOpts)),
-        viaServer ? undefined : this.makeSandbox(spec.sandbox, engine.kind === 'shell' ? ids.owner : undefined),
+        early ? this.makeSandbox(spec.sandbox, ids.owner) : undefined,
       ]);
+      if (spec.beforeExec) await spec.beforeExec({ sandbox: spec.sandbox, owner: ids.owner });
       const argv = spec.command.shell ? ['sh', '-c', spec.command.value] : spec.command.arguments?.length ? spec.command.arguments : [spec.command.value];
       const exe = spec.command.shell ? '/bin/sh' : spec.command.value;
       const launch: ShimLaunch = {
@@ -255,21 +269,23 @@ export class LinuxContainerizer implements Containerizer {
         privateTmp: spec.privateTmp === true,
         keepCaps: this.keepCaps,
         owner: ids.owner,
-        makeSandbox: viaServer,
+        makeSandbox: !early,
         exe,
         argv,
         env: spec.env,
       };
-      started = viaServer ? await this.startViaServer(engine.path, launch) : await startSupervisor(engine, launch);
+      started = await this.startViaServer(engine.path, launch);
     } catch (err) {
       // Nothing of a failed launch may remain: kill whatever joined, remove the cgroup.
       await killAll(hier, cg, 5000).catch(() => undefined);
       await hier.remove(cg).catch((e: unknown) => this.log('warn', 'cannot remove cgroup of failed launch', { containerId: spec.containerId, error: String(e) }));
       const msg = err instanceof Error ? err.message : String(err);
-      throw new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+      const wrapped = new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+      (wrapped as Error & { cause?: unknown }).cause = err;
+      throw wrapped;
     }
 
-    const startTime = started.startTime || ((await procStartTime(started.supervisorPid)) ?? 0);
+    const startTime = started.startTime || (readStat(started.supervisorPid)?.startTime ?? 0);
     const record: ContainerRecord = {
       containerId: spec.containerId,
       pid: started.supervisorPid,
@@ -307,7 +323,7 @@ export class LinuxContainerizer implements Containerizer {
     if (c.state !== 'running') return;
     c.state = 'ending';
     const { hier } = await this.init();
-    const rec = await readExitRecord(c.record.runDir);
+    const rec = readExitRecord(c.record.runDir);
     const exit: ContainerExit = rec
       ? { exitCode: rec.exitCode, signal: rec.signal }
       : {
@@ -404,7 +420,7 @@ export class LinuxContainerizer implements Containerizer {
       // installed a handler. Waiting the grace for a task that cannot hear it is pointless, so
       // then we only wait for its descendants (which got SIGTERM normally) before SIGKILL.
       const taskPid = typeof c.record.extra?.['taskPid'] === 'number' ? (c.record.extra['taskPid'] as number) : undefined;
-      const deaf = taskPid !== undefined && !(await catchesSigterm(taskPid));
+      const deaf = taskPid !== undefined && !catchesSigterm(taskPid);
       const n = await signalAll(hier, c.cg, 'SIGTERM').catch(() => 0);
       if (n > 0) {
         const deadline = Date.now() + graceMs;
@@ -421,7 +437,7 @@ export class LinuxContainerizer implements Containerizer {
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
     if ((await Promise.race([c.exit, timeout])) === 'timeout') {
       // Supervisor stuck or already gone without our noticing: check and finalize ourselves.
-      if (!(await isSameProcess(c.record.pid, c.record.startTime))) await this.finalize(c, 'container destroyed');
+      if (!isSameProcess(c.record.pid, c.record.startTime)) await this.finalize(c, 'container destroyed');
       else this.log('error', 'container supervisor did not exit after its task was killed', { containerId, pid: c.record.pid });
     }
   }
@@ -433,7 +449,7 @@ export class LinuxContainerizer implements Containerizer {
 
   async recover(records: ContainerRecord[]): Promise<void> {
     const { hier } = await this.init();
-    const boot = await bootId();
+    const boot = bootId();
     const known = new Set<string>();
     const finalizing: Promise<void>[] = [];
     let adopted = 0;
@@ -444,7 +460,7 @@ export class LinuxContainerizer implements Containerizer {
       const rel = typeof r.extra?.['cgroup'] === 'string' ? (r.extra['cgroup'] as string) : undefined;
       const cg = hier.handle(r.containerId, rel);
       const c = this.track(r, cg, true);
-      const alive = r.bootId === boot && (await isSameProcess(r.pid, r.startTime));
+      const alive = r.bootId === boot && isSameProcess(r.pid, r.startTime);
       if (alive) adopted++;
       else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
     }
@@ -473,9 +489,7 @@ export class LinuxContainerizer implements Containerizer {
       for (const c of this.containers.values()) {
         if (!c.recovered || c.state !== 'running') continue;
         any = true;
-        void isSameProcess(c.record.pid, c.record.startTime).then((alive) => {
-          if (!alive) void this.finalize(c);
-        });
+        if (!isSameProcess(c.record.pid, c.record.startTime)) void this.finalize(c);
       }
       if (!any && this.pollTimer) {
         clearInterval(this.pollTimer);
@@ -498,7 +512,7 @@ export class LinuxContainerizer implements Containerizer {
     this.server?.close();
     if (!this.readyPromise || [...this.containers.values()].some((c) => c.state !== 'ended')) return;
     const ready = await this.readyPromise.catch(() => undefined);
-    if (ready) await Promise.all(rootDirs(ready.hier).map((d) => ready.hier.fs.rmdir(d).catch(() => undefined)));
+    if (ready) await removeRootDirs(ready.hier, this.opts.cgroupRoot);
   }
 
   /** Freezes (true) or thaws (false) a running container; used by tests and the operator API. */

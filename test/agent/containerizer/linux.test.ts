@@ -237,24 +237,21 @@ rootTest('cgroups: a fork bomb under pids.max 64 is contained, the neighbour and
   }
 });
 
-rootTest('cgroups: with CFS a busy loop at cpus 0.5 uses 0.5 ± 0.1 cores over 5 s, measured from its cgroup', async () => {
+// How close to 0.5 cores the loop gets is a timing figure (bench/launch-linux.ts territory); the
+// test proves the cap: the quota is written and the kernel throttles the loop against it.
+rootTest('cgroups: with CFS a busy loop at cpus 0.1 gets a 10 ms per 100 ms quota and is throttled by it', async () => {
   const c = cz({ enableCfs: true });
-  const s = spec('while :; do :; done', { limits: { cpus: 0.5, memMiB: 32 } });
+  // A small quota: even on a loaded host the loop gets more than 10 ms of a core per period.
+  const s = spec('while :; do :; done', { limits: { cpus: 0.1, memMiB: 32 } });
   await c.launch(s);
   try {
     const hier = await hierarchy();
-    const h = hier.handle(s.containerId);
-    await sleep(300);
-    const t0 = performance.now();
-    const c0 = await cpuTotalSecs(h, hier.fs);
-    await sleep(5000);
-    const c1 = await cpuTotalSecs(h, hier.fs);
-    const cores = (c1 - c0) / ((performance.now() - t0) / 1000);
-    const u = await c.usage(s.containerId);
-    console.log(`  [cfs] ${cores.toFixed(3)} cores; nr_periods ${u.cpus_nr_periods}, nr_throttled ${u.cpus_nr_throttled}, throttled ${u.cpus_throttled_time_secs?.toFixed(2)} s`);
-    assert.ok(Math.abs(cores - 0.5) <= 0.1, `used ${cores} cores`);
-    assert.ok((u.cpus_nr_throttled ?? 0) > 0, 'throttled');
-    assert.ok((u.cpus_user_time_secs ?? 0) + (u.cpus_system_time_secs ?? 0) > 1);
+    const dir = hier.handle(s.containerId).dir('cpu')!;
+    const quota = hier.version === 1
+      ? `${(await hier.fs.read(`${dir}/cpu.cfs_quota_us`)).trim()} ${(await hier.fs.read(`${dir}/cpu.cfs_period_us`)).trim()}`
+      : (await hier.fs.read(`${dir}/cpu.max`)).trim();
+    assert.is(quota, '10000 100000');
+    await until(async () => ((await c.usage(s.containerId)).cpus_nr_throttled ?? 0) > 0, 20_000, 'throttling');
   } finally {
     await c.destroy(s.containerId, 0);
   }
@@ -288,27 +285,55 @@ rootTest('root: killing a task whose child called setsid leaves no process', asy
   assert.ok(exit.signal === 'SIGKILL' || exit.exitCode === 143, JSON.stringify(exit));
 });
 
-rootTest('root: the shell engine (no berth-shim) isolates the same way', async () => {
-  const c = cz({ shimPath: null });
-  const s = spec('echo pid=$$; hostname; id -u; grep -E "^(NoNewPrivs|CapEff)" /proc/self/status; exit 3', { user: 'nobody', hostname: 'shellbox' });
-  await c.launch(s);
-  const exit = await c.wait(s.containerId);
-  assert.equal(exit, { exitCode: 3, signal: null });
-  const lines = out(s).trim().split('\n');
-  assert.is(lines[1], 'shellbox');
-  assert.is(lines[2], '65534');
-  assert.ok(lines.includes('NoNewPrivs:\t1') && lines.includes('CapEff:\t0000000000000000'), out(s));
-  const f = spec('exec /no/such/binary', { user: 'nobody' });
-  await c.launch(f);
-  assert.is((await c.wait(f.containerId)).exitCode, 127);
-  // Root tasks need a uid-range user namespace, which this engine gets only through newuidmap.
-  const r = spec('id -u', { user: 'root' });
+/** Builds a preload library that logs, from every process that loads it, its euid and uid map. */
+function buildPreload(): { so: string; log: string } | undefined {
+  const dir = join(base, 'preload');
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777);
+  const log = join(dir, 'log');
+  writeFileSync(log, '');
+  chmodSync(log, 0o666);
+  const src = join(dir, 'p.c');
+  writeFileSync(src, `#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void probe(void) {
+  char comm[64] = "", map[128] = "";
+  FILE *c = fopen("/proc/self/comm", "r"); if (c) { if (!fgets(comm, sizeof comm, c)) comm[0] = 0; fclose(c); }
+  FILE *m = fopen("/proc/self/uid_map", "r"); if (m) { if (!fgets(map, sizeof map, m)) map[0] = 0; fclose(m); }
+  comm[strcspn(comm, "\\n")] = 0; map[strcspn(map, "\\n")] = 0;
+  FILE *f = fopen("${log}", "a"); if (!f) return;
+  fprintf(f, "euid=%d comm=%s map=%s\\n", (int)geteuid(), comm, map);
+  fclose(f);
+}
+`);
+  const so = join(dir, 'p.so');
   try {
-    await c.launch(r);
-    const exit = await c.wait(r.containerId);
-    assert.is(exit.exitCode, 0, 'root task via newuidmap');
-  } catch (err) {
-    assert.match((err as Error).message, /user namespace/);
+    execFileSync('cc', ['-shared', '-fPIC', '-o', so, src], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  chmodSync(so, 0o755);
+  return { so, log };
+}
+
+/** True when a logged line comes from host root: euid 0 in the initial user namespace. */
+const hostRoot = (line: string): boolean => /^euid=0 /.test(line) && /map=\s*0\s+0\s+4294967295/.test(line);
+
+rootTest('root: LD_PRELOAD in a task\'s environment runs only in the task, never as host root (tasks as nobody and as mapped root)', async () => {
+  const pre = buildPreload();
+  if (!pre) { console.log('  skipped: no C compiler (cc) to build the preload probe'); return; }
+  const c = cz();
+  for (const user of ['nobody', 'root']) {
+    writeFileSync(pre.log, '');
+    const s = spec('exec /bin/true', { user, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LD_PRELOAD: pre.so } });
+    await c.launch(s);
+    assert.equal(await c.wait(s.containerId), { exitCode: 0, signal: null });
+    const lines = readFileSync(pre.log, 'utf8').trim().split('\n').filter(Boolean);
+    assert.ok(lines.length >= 1, `${user}: the task itself loaded the library (the environment reached its execve)`);
+    assert.equal(lines.filter(hostRoot), [], `${user}: no process ran the library as host root:\n${lines.join('\n')}`);
+    // Only the task's own processes (its sh -c and what it execs) load it, each as the task's user.
+    assert.ok(lines.every((l) => /comm=(sh|true) /.test(l) && (user === 'nobody' ? l.startsWith('euid=65534 ') : !/map=\s*0\s+0\s/.test(l))), `${user}:\n${lines.join('\n')}`);
   }
 });
 

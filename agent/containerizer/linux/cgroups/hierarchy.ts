@@ -76,6 +76,29 @@ export function rootDirs(hier: Hierarchy): string[] {
   return [...out];
 }
 
+/**
+ * Berth's root directories and their parents up to the mount, deepest first: a root
+ * `berth/agent-1a2b` gives `…/berth/agent-1a2b`, then `…/berth`. Removing them in this order
+ * (rmdir refuses a non-empty one) takes away exactly what no other agent still uses.
+ */
+export function rootChainDirs(hier: Hierarchy, cgroupRoot: string): string[] {
+  const depth = cgroupRoot.split('/').length;
+  const out: string[] = [];
+  for (let level = 0; level < depth; level++) {
+    for (const d of rootDirs(hier)) {
+      let x = d;
+      for (let i = 0; i < level; i++) x = x.slice(0, x.lastIndexOf('/'));
+      if (!out.includes(x)) out.push(x);
+    }
+  }
+  return out;
+}
+
+/** Removes Berth's (empty) root cgroups and the (empty) parents it created; what is in use stays. */
+export async function removeRootDirs(hier: Hierarchy, cgroupRoot: string, keep: ReadonlySet<string> = new Set()): Promise<void> {
+  for (const d of rootChainDirs(hier, cgroupRoot)) if (!keep.has(d)) await hier.fs.rmdir(d).catch(() => undefined);
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** rmdir with retries: right after the last task exits, the kernel may briefly still report EBUSY. */
