@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect, OfferPool, task } from '../frameworks/sdk/index.js';
+import { connect, isTerminal, OfferPool, task } from '../frameworks/sdk/index.js';
 import { emit, median, progress } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -98,10 +98,10 @@ async function tasksRunning(master: string): Promise<number> {
 /** The baseline: a bare SDK framework launching N tasks on the same cluster (first offer → N RUNNING), then tearing down. */
 async function rawLaunch(master: string, n: number): Promise<number> {
   const fw = await connect({ master, framework: { name: 'bench-raw' } });
-  const pending = Array.from({ length: n }, (_, i) => task({ id: `raw-${i}`, cmd: 'sleep 600', cpus: 0.001, mem: 1 }));
+  const pending = Array.from({ length: n }, (_, i) => task({ id: `raw-${i}`, cmd: 'sleep 600', cpus: 0.001, mem: 32 }));
   const running = new Set<string>();
   let t0 = 0;
-  const done = new Promise<void>((resolve) => {
+  const done = new Promise<void>((resolve, reject) => {
     fw.on('offers', async (offers) => {
       if (!t0) t0 = performance.now();
       const pool = new OfferPool(offers);
@@ -111,10 +111,12 @@ async function rawLaunch(master: string, n: number): Promise<number> {
     });
     fw.on('update', (st) => {
       if (st.state === 'TASK_RUNNING') running.add(st.task_id.value);
+      else if (isTerminal(st.state)) reject(new Error(`raw task ${st.task_id.value}: ${st.state} ${st.message ?? ''}`));
       if (running.size === n) resolve();
     });
   });
-  await done;
+  const tick = setInterval(() => progress(`  raw: ${running.size}/${n} running`), 5000);
+  await done.finally(() => clearInterval(tick));
   const ms = performance.now() - t0;
   await fw.teardown();
   await waitFor(async () => (await tasksRunning(master)) === 0, 120_000, 'raw tasks gone');
@@ -156,7 +158,7 @@ export async function run(args: string[]): Promise<void> {
         progress(`N=${n} rep ${r + 1}: marathon deploy`);
         const t0 = performance.now();
         await json(`${c.marathon}/v2/apps`, 'POST', {
-          id, cmd: 'sleep 600', cpus: 0.001, mem: 1, instances: n, portDefinitions: [],
+          id, cmd: 'sleep 600', cpus: 0.001, mem: 32, instances: n, portDefinitions: [],
           ...(withChecks ? { healthChecks: [{ protocol: 'COMMAND', command: { value: 'true' }, gracePeriodSeconds: 10, intervalSeconds: 1, delaySeconds: 0, timeoutSeconds: 5 }] } : {}),
         });
         const tick = setInterval(() => progress(`  ${running.size}/${n} running`), 5000);
