@@ -13,6 +13,8 @@
  *    clients that round-trip an app see what Marathon would have shown them.
  */
 
+import { parseConstraint } from '../sdk/index.js';
+
 /** A Marathon constraint `[field, operator, value?]`. */
 export type Constraint = [string, string, string?];
 
@@ -90,7 +92,6 @@ export interface ValidationDetail { path: string; errors: string[] }
 export type ChangeKind = 'none' | 'scale' | 'restart';
 
 export const APP_ID_SEGMENT = /^(([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])$/;
-export const OPERATORS = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE', 'MAX_PER', 'IS'] as const;
 export const MAX_INSTANCES = 100_000;
 const MAX_ID_LENGTH = 200;
 const MAX_LIST = 1000;
@@ -299,38 +300,18 @@ function parentOf(id: string): string {
   return i <= 0 ? '/' : id.slice(0, i);
 }
 
+/** Each constraint checked by the SDK's rule (the one the placement pipeline applies), every bad one reported. */
 function parseConstraints(c: Checker, v: unknown): Constraint[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) { c.add('/constraints', 'error.expected.jsarray'); return []; }
-  if (v.length > 100) { c.add('/constraints', 'at most 100 constraints'); return []; }
+  if (v.length > 64) { c.add('/constraints', 'at most 64 constraints'); return []; }
   const out: Constraint[] = [];
   v.forEach((x, i) => {
-    const p = `/constraints(${i})`;
-    if (!Array.isArray(x) || x.length < 2 || x.length > 3 || !x.every((s) => typeof s === 'string')) {
-      c.add(p, 'Each constraint must be an array of [field, operator] or [field, operator, value] strings'); return;
+    try {
+      out.push(parseConstraint(x, `constraints(${i})`) as unknown as Constraint);
+    } catch (e) {
+      c.add(`/constraints(${i})`, (e as Error).message);
     }
-    const [field, op, value] = x as [string, string, string?];
-    if (!field) { c.add(p, 'constraint field must not be empty'); return; }
-    if (!(OPERATORS as readonly string[]).includes(op)) { c.add(p, `Constraint operator must be one of ${OPERATORS.join(', ')} (got '${op}')`); return; }
-    switch (op) {
-      case 'UNIQUE':
-        if (value !== undefined) c.add(p, 'UNIQUE takes no value');
-        break;
-      case 'LIKE': case 'UNLIKE':
-        if (value === undefined) { c.add(p, `${op} requires a regular expression value`); break; }
-        try { new RegExp(`^(?:${value})$`); } catch { c.add(p, `'${value}' is not a valid regular expression`); }
-        break;
-      case 'MAX_PER':
-        if (value === undefined || !/^[1-9]\d{0,5}$/.test(value)) c.add(p, 'MAX_PER requires a positive integer value');
-        break;
-      case 'GROUP_BY':
-        if (value !== undefined && !/^[1-9]\d{0,5}$/.test(value)) c.add(p, 'GROUP_BY value must be a positive integer');
-        break;
-      case 'IS': case 'CLUSTER':
-        if (op === 'IS' && value === undefined) c.add(p, 'IS requires a value');
-        break;
-    }
-    out.push(value === undefined ? [field, op] : [field, op, value]);
   });
   return out;
 }

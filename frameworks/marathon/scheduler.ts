@@ -81,6 +81,7 @@ export interface AppRuntime {
   offers: OfferStats;
   /** When the app last started waiting for launches (queue `since`). */
   since: number;
+  waiting?: boolean;
 }
 
 export interface SchedulerOptions {
@@ -274,6 +275,8 @@ export class Scheduler {
       this.killSurplus(rt, alive, alive.length - rt.app.instances);
     }
     const wanted = this.wanted(rt);
+    // The queue's `since`: when the app last went from wanting nothing to wanting launches.
+    if (wanted > 0 && !rt.waiting) { rt.waiting = true; rt.since = this.now; } else if (wanted === 0) rt.waiting = false;
     if (wanted > 0) {
       if (this.now < rt.delayUntil) this.timer(`delay:${rt.app.id}`, rt.delayUntil - this.now, () => this.converge(rt));
       else this.syncOfferInterest();
