@@ -30,6 +30,7 @@ import type { AgentInfo, FrameworkInfo, KillPolicy, MasterToAgent, TaskInfo, Tas
 import { Checkpoint } from './checkpoint.js';
 import type { Containerizer } from './containerizer/types.js';
 import { SandboxFiles } from './files.js';
+import { SandboxGc } from './gc.js';
 import { startAgentHttp, type AgentHttpServer, type MonitorEntry } from './http.js';
 import { MasterLink, type AgentState, type Registered, type Registration } from './master-link.js';
 import { bootId } from './proc.js';
@@ -75,6 +76,16 @@ export interface AgentOptions {
   updateRetryMaxMs?: number;
   /** For tests: replace what the host reports (see resources.ts). */
   detectedHost?: { cpus?: number; memBytes?: number; diskFreeBytes?: number; gpus?: number };
+  /** Sandboxes of finished tasks are removed this long after the end (default one week). */
+  gcDelayMs?: number;
+  /** Fraction of the work dir's filesystem in use above which finished sandboxes go sooner (default 0.9). */
+  diskWatermarkGc?: number;
+  /** How often the sandbox GC runs (default one minute). */
+  gcCheckMs?: number;
+  /** Tests: the GC's own clock (ages of finished sandboxes), apart from the link's timers. */
+  gcClock?: Clock;
+  /** How often running tasks' sandboxes are measured against their `disk` (default 15 s). */
+  diskCheckMs?: number;
   /** The task lifecycle's seams (fetcher, health checks): see task-hooks.ts. */
   hooks?: TaskHooks;
   /**
@@ -102,6 +113,8 @@ export class Agent {
   private httpEndpoint = '';
   private readonly files: SandboxFiles;
   private fatalError: Error | undefined;
+  /** Sandboxes of finished tasks (see gc.ts). */
+  readonly gc: SandboxGc;
 
   constructor(private readonly opts: AgentOptions) {
     this.clock = opts.clock ?? new RealClock();
@@ -129,7 +142,11 @@ export class Agent {
       containerizer: () => this.containerizer, frameworks: this.frameworks,
       agentId: () => this.agentId, agentIdDurable: () => this.agentIdDurable, hostname: () => this.info?.hostname,
       sendUnreliable: (u) => { this.link.send({ status_update: u }); },
-      hooks: opts.hooks,
+      hooks: opts.hooks, diskCheckMs: opts.diskCheckMs,
+    });
+    this.gc = new SandboxGc({
+      workDir: opts.workDir, clock: opts.gcClock ?? this.clock, log: this.log,
+      delayMs: opts.gcDelayMs, watermark: opts.diskWatermarkGc, checkMs: opts.gcCheckMs,
     });
     this.files = new SandboxFiles(opts.workDir, (tid) => {
       for (const t of this.lifecycle.tasks.values()) if (t.task.task_id.value === tid) return t.sandbox;
@@ -160,6 +177,7 @@ export class Agent {
       frameworks: this.frameworks, log: this.log, now: () => this.clock.now(),
     });
     this.agentId = r.agentId;
+    await this.gc.recover(new Set([...this.lifecycle.tasks.values()].map((t) => t.sandbox)));
     this.http = await startAgentHttp({
       health: () => ({ status: 'ok', state: this.link.state, agent_id: this.agentId ?? null }),
       state: () => this.stateView(),
@@ -194,6 +212,7 @@ export class Agent {
       }));
     }
     this.lifecycle.close();
+    this.gc.close();
     await this.http?.close();
     await this.containerizerImpl?.close();
     await this.checkpoint.close();
@@ -266,7 +285,10 @@ export class Agent {
   private forgetTask(fid: string, tid: string, last: Parameters<TaskLifecycle['forget']>[2]): void {
     const entry = this.lifecycle.forget(fid, tid, last);
     const cz = this.containerizerImpl as (Containerizer & { forget?: (id: string) => void }) | undefined;
-    if (entry) cz?.forget?.(entry.containerId);
+    if (entry) {
+      cz?.forget?.(entry.containerId);
+      this.gc.schedule(entry.sandbox);
+    }
     this.checkpoint.removeTask(fid, tid, entry?.runDir).catch((e: unknown) => this.log.warn({ task: tid, err: (e as Error).message }, 'Cannot remove task checkpoint'));
   }
 

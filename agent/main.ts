@@ -49,6 +49,9 @@ export interface StartAgentOptions {
   isolation?: LinuxIsolationOptions;
   /** Default true; false = recover what is readable from a damaged checkpoint. */
   strict?: boolean;
+  /** Sandbox GC: delay after a task's end (default one week) and disk watermark (default 0.9). */
+  gcDelayMs?: number;
+  diskWatermarkGc?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -127,6 +130,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent>
     dialer, workDir, containerizer, log,
     resources: opts.resources, attributes: opts.attributes, hostname: opts.hostname,
     httpHost: opts.host, httpPort: opts.port, strict: opts.strict ?? true, clock: opts.clock,
+    gcDelayMs: opts.gcDelayMs, diskWatermarkGc: opts.diskWatermarkGc,
   });
   try {
     await agent.start();

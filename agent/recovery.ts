@@ -87,6 +87,7 @@ export async function recoverAgent(d: RecoveryDeps): Promise<Recovered> {
       after.push(async () => {
         entry.phase = 'running';
         d.tasks.watch(entry);
+        d.tasks.watchDisk(entry);
         // Produce RUNNING if the agent died between recording the container and reporting it.
         if (entry.state === 'TASK_STAGING' || entry.state === 'TASK_STARTING') await d.tasks.updateFor(entry, 'TASK_RUNNING');
         d.tasks.startPostRunning(entry);

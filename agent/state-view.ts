@@ -7,6 +7,7 @@ import type { Containerizer } from './containerizer/types.js';
 import type { MonitorEntry } from './http.js';
 import { bootId, isSameProcess } from './proc.js';
 import type { TaskEntry } from './task-lifecycle.js';
+import { taskLimits } from './task-spec.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -52,7 +53,12 @@ export async function statistics(tasks: Iterable<TaskEntry>, cz: Containerizer):
   const live = [...tasks].filter((t) => t.phase === 'running' || t.phase === 'killing');
   const out = await Promise.all(live.map(async (t): Promise<MonitorEntry | undefined> => {
     try {
-      return { framework_id: t.frameworkId, executor_id: t.executorId, source: t.task.task_id.value, statistics: await cz.usage(t.containerId) };
+      const statistics = await cz.usage(t.containerId);
+      // disk/du figures, as Mesos reports them (measured by the task lifecycle's disk checks).
+      const diskMiB = taskLimits(t.task).diskMiB ?? 0;
+      if (diskMiB > 0) statistics.disk_limit_bytes = diskMiB * 1024 * 1024;
+      if (t.diskUsedBytes !== undefined) statistics.disk_used_bytes = t.diskUsedBytes;
+      return { framework_id: t.frameworkId, executor_id: t.executorId, source: t.task.task_id.value, statistics };
     } catch {
       return undefined;
     }

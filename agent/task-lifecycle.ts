@@ -29,7 +29,8 @@ import type { Checkpoint, TaskCheckpoint } from './checkpoint.js';
 import type { ContainerExit, ContainerRecord, Containerizer } from './containerizer/types.js';
 import type { StatusUpdateManager } from './status-update-manager.js';
 import { needsPreStart, TaskLaunchError, type StatusExtras, type TaskHooks } from './task-hooks.js';
-import { containerSpec, killGraceMs, sandboxPath, validateTask } from './task-spec.js';
+import { du } from './disk.js';
+import { containerSpec, killGraceMs, sandboxPath, taskLimits, validateTask } from './task-spec.js';
 
 /** A task's life on this agent. */
 export type TaskPhase =
@@ -61,6 +62,9 @@ export interface TaskEntry {
   exitHandled?: Promise<void>;
   /** Aborted when the task is killed during launch (preStart) and when it ends (postRunning). */
   abort: AbortController;
+  /** Sandbox usage at the last disk check (bytes), for /monitor/statistics. */
+  diskUsedBytes?: number;
+  diskTimer?: TimerHandle;
 }
 
 export const taskKey = (fid: string, tid: string): string => `${fid}/${tid}`;
@@ -80,6 +84,8 @@ export interface TaskLifecycleOptions {
   /** Best-effort frame to the master (an update that cannot be checkpointed). */
   sendUnreliable: (u: StatusUpdateMessage) => void;
   hooks?: TaskHooks;
+  /** How often a running task's sandbox is measured against its `disk` (default 15 s, Mesos' container_disk_watch_interval). */
+  diskCheckMs?: number;
 }
 
 export class TaskLifecycle {
@@ -189,6 +195,7 @@ export class TaskLifecycle {
     // so even a task that exits at once reports STARTING, RUNNING, then its end.
     const running = entry.killRequested ? undefined : this.updateFor(entry, 'TASK_RUNNING');
     this.watch(entry);
+    this.watchDisk(entry);
     const maxNs = task.max_completion_time?.nanoseconds;
     if (maxNs !== undefined) {
       entry.completionTimer = this.o.clock.setTimeout(() => {
@@ -281,6 +288,32 @@ export class TaskLifecycle {
     for (const t of this.tasks.values()) if (t.frameworkId === fid) void this.kill(fid, t.task.task_id.value);
   }
 
+  /**
+   * Mesos' disk/du: the sandbox is measured every diskCheckMs; past the task's `disk` the task is
+   * destroyed and ends TASK_FAILED REASON_CONTAINER_LIMITATION_DISK. A kill already under way wins.
+   */
+  watchDisk(entry: TaskEntry): void {
+    const limitMiB = taskLimits(entry.task).diskMiB ?? 0;
+    if (!(limitMiB > 0)) return;
+    const limit = limitMiB * 1024 * 1024;
+    const check = async (): Promise<void> => {
+      entry.diskTimer = undefined;
+      if (entry.phase !== 'running') return;
+      const used = await du(entry.sandbox, limit);
+      entry.diskUsedBytes = used.bytes;
+      if (entry.phase !== 'running') return;
+      if (used.bytes > limit) {
+        const mib = (b: number): string => (b / 1048576).toFixed(1);
+        entry.agentReason = { reason: 'REASON_CONTAINER_LIMITATION_DISK', message: `Disk usage ${used.truncated ? 'over ' : ''}${mib(used.bytes)} MiB exceeds the disk quota of ${mib(limit)} MiB` };
+        this.o.log.info({ task: entry.task.task_id.value, usedBytes: used.bytes, limitBytes: limit }, 'Task over its disk quota: destroying it');
+        await this.destroyTask(entry, 0);
+        return;
+      }
+      entry.diskTimer = this.o.clock.setTimeout(() => void check(), this.o.diskCheckMs ?? 15_000);
+    };
+    entry.diskTimer = this.o.clock.setTimeout(() => void check(), this.o.diskCheckMs ?? 15_000);
+  }
+
   watch(entry: TaskEntry): void {
     entry.exitHandled = this.cz.wait(entry.containerId).then(
       (exit) => this.onExit(entry, exit),
@@ -322,6 +355,7 @@ export class TaskLifecycle {
     entry.phase = 'terminal';
     entry.abort.abort();
     this.o.clock.clearTimeout(entry.completionTimer);
+    this.o.clock.clearTimeout(entry.diskTimer);
     await this.updateFor(entry, state, source, reason, message, extras);
   }
 
@@ -362,6 +396,7 @@ export class TaskLifecycle {
   close(): void {
     for (const t of this.tasks.values()) {
       this.o.clock.clearTimeout(t.completionTimer);
+      this.o.clock.clearTimeout(t.diskTimer);
       t.abort.abort();
     }
   }

@@ -46,6 +46,10 @@ export function splitHost(n: number, workDir: string): string[] {
   return out;
 }
 
+/** Each agent of `berth up` gets 64 blocks of 65,536 host ids for its root containers. */
+const USERNS_POOL_START = 1 << 20;
+const USERNS_POOL_SIZE = 64 * 65_536;
+
 export async function runUp(opts: UpOptions): Promise<void> {
   const log = logger('up');
   const workDir = path.resolve(opts.workDir);
@@ -60,6 +64,8 @@ export async function runUp(opts: UpOptions): Promise<void> {
     cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
     '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit',
     ...(opts.credential ? ['--credential', path.resolve(opts.credential)] : []),
+    // Disjoint id pools: no two agents' root containers ever share a host uid.
+    '--userns-uid-range', `${USERNS_POOL_START + i * USERNS_POOL_SIZE}:${USERNS_POOL_SIZE}`,
   ], log, () => stopping));
   for (const a of agents) a.start();
   const marathon = opts.marathon === false ? undefined : await (await import('./app.js')).startMarathonForUp(m.url, path.join(workDir, 'marathon'), opts.marathonPort ?? (opts.port === 0 ? 0 : 8080));

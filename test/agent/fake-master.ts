@@ -92,11 +92,12 @@ export class FakeMaster {
 }
 
 let seq = 0;
-export function commandTask(id: string, command: string, opts: { cpus?: number; mem?: number; ports?: [number, number][]; env?: Record<string, string>; graceMs?: number } = {}): TaskInfo {
+export function commandTask(id: string, command: string, opts: { cpus?: number; mem?: number; disk?: number; ports?: [number, number][]; env?: Record<string, string>; graceMs?: number } = {}): TaskInfo {
   const resources: TaskInfo['resources'] = [
     { name: 'cpus', type: 'SCALAR', scalar: { value: opts.cpus ?? 0.1 } },
     { name: 'mem', type: 'SCALAR', scalar: { value: opts.mem ?? 32 } },
   ];
+  if (opts.disk) resources.push({ name: 'disk', type: 'SCALAR', scalar: { value: opts.disk } });
   if (opts.ports) resources.push({ name: 'ports', type: 'RANGES', ranges: { range: opts.ports.map(([begin, end]) => ({ begin, end })) } });
   const t: TaskInfo = {
     name: `task-${++seq}`, task_id: { value: id }, agent_id: { value: 'agent-1' }, resources,
