@@ -128,7 +128,7 @@ export async function run(args: string[]): Promise<void> {
   const reps = Number(opt(args, 'reps', '1'));
   const agents = Number(opt(args, 'agents', '2'));
   const containerizer = opt(args, 'containerizer', 'posix');
-  const withChecks = existsSync(path.join(here, '../agent/checks'));
+  const withChecks = existsSync(path.join(here, '../agent/checks')) || existsSync(path.join(here, '../agent/checks.js'));
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-marathon-'));
   progress(`berth up (${agents} agents, ${containerizer}); health checks on agents: ${withChecks ? 'yes' : 'no (not merged yet)'}`);
   const c = await up(dir, agents, containerizer);

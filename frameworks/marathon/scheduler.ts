@@ -97,6 +97,7 @@ export interface SchedulerOptions {
   declineLongSeconds?: number;
 }
 
+const LAUNCH_TIMEOUT_MS = 300_000;
 /** Versions kept per app for rollbacks and GET /v2/apps/{id}/versions. */
 const MAX_VERSIONS = 20;
 /** Terminal reasons that are a failure of the app (backoff), as opposed to our kill. */
@@ -195,6 +196,11 @@ export class Scheduler {
     const old = this.timers.get(key);
     if (old) this.opts.clock.clearTimeout(old);
     this.timers.set(key, this.opts.clock.setTimeout(() => { this.timers.delete(key); if (!this.stopped) fn(); }, ms));
+  }
+
+  private clearTimer(key: string): void {
+    const t = this.timers.get(key);
+    if (t) { this.opts.clock.clearTimeout(t); this.timers.delete(key); }
   }
 
   // ------------------------------------------------------------------ queries
@@ -387,6 +393,11 @@ export class Scheduler {
       rt.instances.set(taskId, inst);
       this.byTask.set(taskId, inst);
       records.push({ taskId, appId: inst.appId, configVersion: inst.configVersion, version: inst.version, agentId: inst.agentId, host: inst.host, attributes: inst.attributes, ports: inst.ports, stagedAt: inst.stagedAt });
+      // Marathon's task_launch_timeout: an instance with no word from the agent after 5 minutes is
+      // reconciled; the master then reports it (TASK_LOST/GONE if it never arrived: replaced).
+      this.timer(`launch:${taskId}`, LAUNCH_TIMEOUT_MS, () => {
+        if (this.byTask.get(taskId)?.state === 'TASK_STAGING') void this.fw?.reconcile([{ taskId, agentId: inst.agentId }]).catch(() => undefined);
+      });
       const e = byOffer.get(p.offer.id.value) ?? { offer: p.offer, tasks: [] };
       e.tasks.push(info);
       byOffer.set(p.offer.id.value, e);
@@ -455,8 +466,10 @@ export class Scheduler {
       this.kill(rt, inst, 'unhealthy');
     }
 
+    if (st.state !== 'TASK_STAGING') this.clearTimer(`launch:${id}`);
     if (isTerminal(st.state)) {
       this.byTask.delete(id);
+      this.clearTimer(`inactive:${id}`); this.clearTimer(`expunge:${id}`);
       rt?.instances.delete(id);
       await this.opts.store.delete(instanceKey(id)).catch(() => undefined);
       if (rt && !inst.killing && FAILED.has(st.state) && st.reason !== 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED') {

@@ -17,8 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { api, EventStream, startMarathonCluster, until, type MarathonCluster } from './cluster.js';
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const CHECKS_SKIP = existsSync(path.join(dist, 'agent/checks')) ? undefined : 'agent health checks not merged yet';
-const FETCH_SKIP = existsSync(path.join(dist, 'agent/fetcher')) ? undefined : 'agent fetcher not merged yet';
+const present = (m: string): boolean => existsSync(path.join(dist, m)) || existsSync(path.join(dist, `${m}.js`));
+const CHECKS_SKIP = present('agent/checks') ? undefined : 'agent health checks not merged yet';
+const FETCH_SKIP = present('agent/fetcher') ? undefined : 'agent fetcher not merged yet';
 if (CHECKS_SKIP) console.log(`\n[marathon checks.test] SKIPPING health and readiness tests: ${CHECKS_SKIP}`);
 if (FETCH_SKIP) console.log(`\n[marathon checks.test] SKIPPING fetch tests: ${FETCH_SKIP}`);
 
