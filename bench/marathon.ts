@@ -7,7 +7,8 @@
  *    N instances TASK_RUNNING (and healthy, with a trivial COMMAND health check,
  *    when the agents run health checks), as seen on the `/v2/events` stream.
  *    Baseline: the raw launch of the same N tasks by a bare SDK framework on the
- *    same cluster in the same run (first offer → N RUNNING). Target: 500 in ≤ 3 s.
+ *    same cluster in the same run, over the same native transport (first offer → N
+ *    RUNNING). Target: 500 in ≤ 3 s.
  *  - `marathon.restart.N`: ms from `POST /v2/apps/{id}/restart` to its
  *    `deployment_success` (every instance replaced, Marathon's default
  *    upgradeStrategy). Baseline: `marathon.deploy.N` of the same run; target ≤ 2×.
@@ -97,7 +98,8 @@ async function tasksRunning(master: string): Promise<number> {
 
 /** The baseline: a bare SDK framework launching N tasks on the same cluster (first offer → N RUNNING), then tearing down. */
 async function rawLaunch(master: string, n: number): Promise<number> {
-  const fw = await connect({ master, framework: { name: 'bench-raw' } });
+  // The same transport as berth up's Marathon (native), so the two differ only by the framework.
+  const fw = await connect({ master: master.replace(/^http:\/\//, 'berth://'), framework: { name: 'bench-raw' } });
   const pending = Array.from({ length: n }, (_, i) => task({ id: `raw-${i}`, cmd: 'sleep 600', cpus: 0.001, mem: 32 }));
   const running = new Set<string>();
   let t0 = 0;
