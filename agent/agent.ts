@@ -22,6 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
 import { RealClock, type Clock, type TimerHandle } from '../proto/clock.js';
 import { BerthError } from '../proto/errors.js';
 import { logger, type Logger } from '../proto/log.js';
@@ -31,7 +32,7 @@ import { Checkpoint } from './checkpoint.js';
 import type { Containerizer } from './containerizer/types.js';
 import { SandboxFiles } from './files.js';
 import { SandboxGc } from './gc.js';
-import { startAgentHttp, type AgentHttpServer, type MonitorEntry } from './http.js';
+import { startAgentHttp, type AgentHttpAuth, type AgentHttpServer, type MonitorEntry, type ViewFilter } from './http.js';
 import { MasterLink, type AgentState, type Registered, type Registration } from './master-link.js';
 import { bootId } from './proc.js';
 import { recoverAgent } from './recovery.js';
@@ -39,7 +40,7 @@ import { buildAgentInfo } from './resources.js';
 import { AGENT_VERSION, statistics, stateView } from './state-view.js';
 import { StatusUpdateManager } from './status-update-manager.js';
 import type { TaskHooks } from './task-hooks.js';
-import { TaskLifecycle, taskKey } from './task-lifecycle.js';
+import { TaskLifecycle, taskKey, type TaskEntry } from './task-lifecycle.js';
 
 export { AGENT_VERSION } from './state-view.js';
 export type { AgentState } from './master-link.js';
@@ -61,6 +62,8 @@ export interface AgentOptions {
   httpHost?: string;
   /** HTTP port; 0 = ephemeral (default 5051). */
   httpPort?: number;
+  /** Authentication and ACLs of the HTTP endpoints (default: open, for loopback). */
+  httpAuth?: AgentHttpAuth;
   /** Corrupt checkpoint → error (default) or recover what is readable. */
   strict?: boolean;
   log?: Logger;
@@ -180,10 +183,14 @@ export class Agent {
     await this.gc.recover(new Set([...this.lifecycle.tasks.values()].map((t) => t.sandbox)));
     this.http = await startAgentHttp({
       health: () => ({ status: 'ok', state: this.link.state, agent_id: this.agentId ?? null }),
-      state: () => this.stateView(),
-      statistics: () => this.statistics(),
+      state: (may) => this.stateView(may),
+      statistics: (may) => this.statistics(may),
       files: this.files,
-    }, this.opts.httpHost ?? '127.0.0.1', this.opts.httpPort ?? 5051, this.log);
+      sandboxUser: (sandbox) => {
+        const t = [...this.lifecycle.tasks.values()].find((e) => resolve(e.sandbox) === resolve(sandbox));
+        return t && this.taskUser(t);
+      },
+    }, this.opts.httpHost ?? '127.0.0.1', this.opts.httpPort ?? 5051, this.log, this.opts.httpAuth);
     this.httpEndpoint = this.http.endpoint;
     this.info = buildAgentInfo({
       workDir: this.opts.workDir, resources: this.opts.resources, attributes: this.opts.attributes,
@@ -309,7 +316,15 @@ export class Agent {
   }
 
   /** Usage of every live container, Mesos `/monitor/statistics` shape. */
-  statistics(): Promise<MonitorEntry[]> { return statistics(this.lifecycle.tasks.values(), this.containerizer); }
+  /** `may` (view_tasks) filters the entries a caller sees by the user their task runs as. */
+  statistics(may?: ViewFilter): Promise<MonitorEntry[]> {
+    return statistics([...this.lifecycle.tasks.values()].filter((t) => !may || may('view_tasks', this.taskUser(t))), this.containerizer);
+  }
+
+  /** The user a task runs as: CommandInfo.user, else FrameworkInfo.user (as its container spec). */
+  private taskUser(t: TaskEntry): string | undefined {
+    return t.task.command?.user || this.frameworks.get(t.frameworkId)?.user || undefined;
+  }
 
   /** Pid of a task's supervisor (the container's pid), for tests and /state. */
   taskPid(fid: string, tid: string): number | undefined {
@@ -319,11 +334,13 @@ export class Agent {
   /** Number of unacknowledged status updates. */
   get unackedUpdates(): number { return this.sum.pendingCount(); }
 
-  stateView(): Record<string, unknown> {
+  /** `may` filters frameworks (view_frameworks) and tasks (view_tasks) by their user, as Mesos' agent /state. */
+  stateView(may?: ViewFilter): Record<string, unknown> {
     return stateView({
       id: this.agentId, state: this.link.state, info: this.info, endpoint: this.httpEndpoint, masterId: this.link.masterId,
       containerizer: this.containerizerImpl, workDir: this.opts.workDir, unacked: this.sum.pendingCount(),
-      frameworks: this.frameworks.values(), tasks: this.lifecycle.tasks.values(),
+      frameworks: [...this.frameworks.values()].filter((f) => !may || may('view_frameworks', f.user || undefined)),
+      tasks: [...this.lifecycle.tasks.values()].filter((t) => !may || may('view_tasks', this.taskUser(t))),
     });
   }
 }

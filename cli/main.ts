@@ -107,7 +107,11 @@ program.command('agent')
   .option('--tls-ca <file>', 'verify the master\'s certificate against this CA (PEM); implies TLS')
   .option('--tls-cert <file>', 'client certificate presented to the master (PEM)')
   .option('--tls-key <file>', 'the client certificate\'s key (PEM)')
-  .option('--insecure', 'allow a non-loopback --host (the agent HTTP server does not authenticate)')
+  .option('--http-credentials <file>', "principals and secrets callers of the agent's HTTP endpoints present, Mesos' JSON {\"credentials\":[{\"principal\",\"secret\"}]}")
+  .option('--authenticate-http-readonly', 'every agent endpoint but /health (sandbox files, /state, /monitor/statistics) needs credentials')
+  .option('--authenticate-http-readwrite', 'read-write agent endpoints need credentials (the agent has none yet; accepted as Mesos\' flag)')
+  .option('--acls <file>', "Mesos' ACLs JSON: access_sandboxes (principal → users whose sandboxes it reads), view_frameworks, view_tasks")
+  .option('--insecure', 'allow a non-loopback --host without --authenticate-http-readonly')
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);
@@ -139,8 +143,9 @@ program.command('state')
   .action(async (opts) => { await printState(opts.master, !!opts.json, { credentialFile: opts.credential, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }); });
 
 program.command('bench')
-  .description('run benchmarks (allocator, launch, api, micro)')
+  .description('run benchmarks (allocator, launch, api, micro, binpack, c1m, scale); suite flags pass through')
   .argument('<names...>')
+  .allowUnknownOption()
   .action(async (names: string[]) => {
     process.argv = [process.argv[0]!, 'bench', ...names];
     await import('../bench/main.js');

@@ -27,6 +27,15 @@ export interface UpOptions {
   marathonPort?: number;
 }
 
+/** The master's --credentials / --authenticate-http-readonly / --acls, as agent flags. */
+function agentHttpFlags(sec: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  if (typeof sec.credentialsFile === 'string') out.push('--http-credentials', path.resolve(sec.credentialsFile));
+  if (sec.authenticateHttpReadonly && typeof sec.credentialsFile === 'string') out.push('--authenticate-http-readonly');
+  if (typeof sec.aclsFile === 'string') out.push('--acls', path.resolve(sec.aclsFile));
+  return out;
+}
+
 /**
  * Splits this host into `n` equal agents: the agent's own detection (cpus, mem and disk minus
  * their host reserves, gpus) divided by `n`, and the default port range cut into `n` slices.
@@ -64,6 +73,8 @@ export async function runUp(opts: UpOptions): Promise<void> {
     cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
     '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit',
     ...(opts.credential ? ['--credential', path.resolve(opts.credential)] : []),
+    // The master's principals and ACLs guard the agents' sandboxes too (access_sandboxes).
+    ...agentHttpFlags(opts.security ?? {}),
     // Disjoint id pools: no two agents' root containers ever share a host uid.
     '--userns-uid-range', `${USERNS_POOL_START + i * USERNS_POOL_SIZE}:${USERNS_POOL_SIZE}`,
   ], log, () => stopping));
