@@ -12,6 +12,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runUp } from './up.js';
 import { printState } from './state.js';
 import { registerBatchCommand, registerJobCommands } from './job.js';
+import { registerAppCommands } from './app.js';
 
 function intArg(name: string, min = 0, max = 65535) {
   return (v: string): number => {
@@ -33,6 +34,8 @@ securityOptions(program.command('up'))
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
   .option('--no-batch', 'do not start the batch framework')
   .option('--credential <file>', 'the agents\' credential (principal and secret), when agents must authenticate')
+  .option('--no-marathon', 'do not start the Marathon service framework')
+  .option('--marathon-port <port>', 'Marathon REST API port (default 8080, or any free port with --port 0)', intArg('--marathon-port'))
   .action(async (opts) => { await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential }); });
 
 /** Mesos' security flags in Berth's spelling, shared by `berth master` and `berth up`. */
@@ -116,6 +119,21 @@ program.command('agent')
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);
   });
+
+program.command('marathon')
+  .description('run the Marathon-compatible service framework and its v2 REST API')
+  .option('--master <url>', 'master URL (http://… Mesos HTTP API, berth://… native)', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
+  .option('--port <port>', 'REST API port (0 = any free port)', intArg('--port'), 8080)
+  .option('--host <host>', 'address the REST API binds', '127.0.0.1')
+  .option('--work-dir <dir>', 'where apps, deployments and instance ids are kept', '.berth/marathon')
+  .option('--framework-name <name>', 'framework name', 'marathon')
+  .option('--role <role>', 'role to subscribe with', '*')
+  .action(async (opts) => {
+    const { runMarathonCli } = await import('./app.js');
+    await runMarathonCli(opts);
+  });
+
+registerAppCommands(program);
 
 program.command('state')
   .description('print a summary of a running cluster: agents, frameworks, tasks by state')
