@@ -18,8 +18,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../proto/log.js';
-import { BerthError } from '../sdk/index.js';
+import type { Logger } from '../sdk/index.js';
+import { BerthError, basicAuthorization, type Credential } from '../sdk/index.js';
 import type { BatchEvent, Engine } from './engine.js';
 import { IDX, type Job } from './model.js';
 import { LIMITS, parseSubmission, positionOf, SpecError } from './spec.js';
@@ -93,7 +93,9 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-export async function startApi(engine: Engine, opts: { host: string; port: number; log: Logger }): Promise<ApiServer> {
+/** `agentCredential`: sent to agents when reading sandboxes (agents with --authenticate-http-readonly require it). */
+export async function startApi(engine: Engine, opts: { host: string; port: number; log: Logger; agentCredential?: Credential }): Promise<ApiServer> {
+  const agentHeaders: Record<string, string> = opts.agentCredential ? { authorization: basicAuthorization(opts.agentCredential) } : {};
   const sse = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
@@ -175,7 +177,7 @@ export async function startApi(engine: Engine, opts: { host: string; port: numbe
     const u = `${a.agentUrl}/files/read?path=${stream}&task_id=${encodeURIComponent(a.taskId)}&offset=${offset}&length=${length}`;
     let r: Response;
     try {
-      r = await fetch(u, { signal: AbortSignal.timeout(10_000) });
+      r = await fetch(u, { headers: agentHeaders, signal: AbortSignal.timeout(10_000) });
     } catch (e) {
       throw new BerthError('IO', `agent ${a.agentUrl} (${a.hostname ?? a.agentId}) unreachable: ${(e as Error).message}`);
     }

@@ -20,8 +20,8 @@
  * it in the order gets them) for at most `gangHoldMs`, then declines them and steps aside for as
  * long, so a gang never half-starts, and two gangs never hold each other's resources forever.
  */
-import type { Clock, TimerHandle } from '../../proto/clock.js';
-import type { Logger } from '../../proto/log.js';
+import type { Clock, TimerHandle } from '../sdk/index.js';
+import type { Logger } from '../sdk/index.js';
 import {
   BerthError, InstanceCounts, Placer, agentFacts, buildTaskInfo, describeReasons,
   type AgentFacts, type Framework, type Offer, type PlacementRequest, type TaskInfo, type TaskSpec, type TaskStatus,

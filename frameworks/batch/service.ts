@@ -8,9 +8,9 @@
  * framework, attempts in flight are treated as lost-before-running and retried.
  */
 import path from 'node:path';
-import { RealClock, type Clock } from '../../proto/clock.js';
-import { logger, type Logger } from '../../proto/log.js';
-import { BerthError, connect, FileStore, type Dialer, type Framework, type Store } from '../sdk/index.js';
+import {
+  BerthError, connect, FileStore, findCredential, logger, RealClock, type Clock, type Dialer, type Framework, type Logger, type Store,
+} from '../sdk/index.js';
 import { startApi, type ApiServer } from './api.js';
 import { Engine } from './engine.js';
 import { Persist } from './persist.js';
@@ -58,6 +58,7 @@ export async function startBatch(opts: BatchOptions): Promise<RunningBatch> {
     master: opts.master,
     framework: { name: opts.name ?? 'berth-batch', roles: [opts.role ?? '*'], failover_timeout: opts.failoverTimeout ?? 7 * 86400, checkpoint: true },
     autoAcknowledge: false,
+    ...(opts.workDir ? { workDir: opts.workDir } : {}),
     log,
   };
   let fw: Framework;
@@ -79,7 +80,9 @@ export async function startBatch(opts: BatchOptions): Promise<RunningBatch> {
   log.info({ frameworkId: fw.frameworkId, resumed: knownId === fw.frameworkId }, 'batch framework subscribed');
 
   let api: ApiServer | undefined;
-  if (!opts.noApi) api = await startApi(engine, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 8090, log });
+  // The framework's own credential (flag, environment or work dir, as the SDK finds it) also reads sandboxes.
+  const agentCredential = findCredential({ workDir: opts.workDir });
+  if (!opts.noApi) api = await startApi(engine, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 8090, log, ...(agentCredential ? { agentCredential } : {}) });
   return {
     engine, framework: fw, api, url: api?.url,
     async stop() {

@@ -41,3 +41,6 @@ export {
   FileStore, MemoryStore, checkKey, MAX_KEY_LENGTH, MAX_VALUE_BYTES,
   type Store, type StoreEntry, type PutOptions, type FileStoreOptions,
 } from './store.js';
+/** Time and logs: frameworks take an injected Clock (tests, the simulator) and log structured lines as Berth's servers do. */
+export { RealClock, ManualClock, backoffDelay, type Clock, type TimerHandle } from '../../proto/clock.js';
+export { logger, silentLogger, type Logger } from '../../proto/log.js';

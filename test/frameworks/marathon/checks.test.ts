@@ -75,8 +75,10 @@ maybe(CHECKS_SKIP, 'an HTTP health check that starts failing gets the instance k
   assert.is((await api(c!.url, 'GET', '/v2/apps/hc-http')).body.app.tasksHealthy, 1);
   unlinkSync(path.join(dir, 'health'));
   await until(() => ev.of('health_status_changed_event').some((e) => e.taskId === first && e.alive === false), 30_000, 'unhealthy');
-  writeFileSync(path.join(dir, 'health'), 'ok');
+  // Still failing: after maxConsecutiveFailures (2) failed checks the instance is killed;
+  // only then does the endpoint recover, for the replacement.
   await until(() => ev.of('status_update_event').some((e) => e.taskId === first && e.taskStatus === 'TASK_KILLED'), 30_000, 'killed');
+  writeFileSync(path.join(dir, 'health'), 'ok');
   await until(async () => (await tasksOf('/hc-http')).some((x) => x.id !== first && x.healthCheckResults[0]?.alive === true), 30_000, 'replacement healthy');
 });
 
