@@ -97,6 +97,8 @@ export interface NatsClusterOptions {
   /** Fixed ports; default: free ports. */
   clientPorts?: number[];
   clusterName?: string;
+  /** Server max_payload (default 8MB); tests lower it to exercise chunking cheaply. */
+  maxPayload?: string;
 }
 
 export class NatsCluster {
@@ -123,7 +125,7 @@ export class NatsCluster {
         `listen: "${s.host}:${s.clientPort}"`,
         `jetstream { store_dir: "${s.storeDir}" }`,
         // Offers for thousands of agents make large frames; the transport chunks anything above this.
-        'max_payload: 8MB',
+        `max_payload: ${o.maxPayload ?? '8MB'}`,
       ];
       if (o.nodes > 1) {
         const routes = specs.filter((x) => x !== s).map((x) => `"nats://${x.host}:${x.clusterPort}"`);

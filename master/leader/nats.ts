@@ -82,6 +82,7 @@ export class NatsLeaseContender implements MasterContender {
     this.kv = await openBucket(this.nc, leaderBucket(this.o.prefix ?? 'berth'), this.o.replicas ?? 1);
     const period = Math.max(20, Math.floor(this.ttl / 6));
     this.timer = setInterval(() => { void this.tick(); }, period);
+    this.timer.unref();
     void this.tick();
   }
 
@@ -158,6 +159,7 @@ export class NatsLeaseContender implements MasterContender {
     this.fenceTimer = setTimeout(() => {
       if (this.state === 'leading' && now() >= at) this.fence(`no successful lease renewal for ${Math.round(FENCE_FRACTION * this.ttl)} ms`);
     }, Math.max(0, at - now()));
+    this.fenceTimer.unref();
   }
 
   private fence(why: string): void {

@@ -11,12 +11,12 @@ import type { NatsConnection } from 'nats';
 import { NatsCluster } from '../../cli/nats-server.js';
 import { connectNats } from '../../proto/transport/nats.js';
 
-export async function withNats(nodes: number, fn: (c: NatsCluster, conns: NatsConnection[]) => Promise<void>): Promise<void> {
+export async function withNats(nodes: number, fn: (c: NatsCluster, conns: NatsConnection[]) => Promise<void>, opts: { maxPayload?: string } = {}): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-nats-'));
   const conns: NatsConnection[] = [];
   let c: NatsCluster | undefined;
   try {
-    c = await NatsCluster.start({ nodes, dir });
+    c = await NatsCluster.start({ nodes, dir, ...opts });
     await fn(c, conns);
   } finally {
     for (const nc of conns) await nc.close().catch(() => {});
