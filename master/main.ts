@@ -7,6 +7,7 @@ import { logger } from '../proto/log.js';
 import { Master, type MasterOptions } from './master.js';
 import { FileRegistry } from './registry/file.js';
 import { MasterHttpServer } from './http/server.js';
+import { installRoutes } from './http/api.js';
 
 export interface StartMasterOptions extends MasterOptions {
   workDir: string;
@@ -26,13 +27,13 @@ export interface RunningMaster {
 
 export async function startMaster(opts: StartMasterOptions): Promise<RunningMaster> {
   const log = opts.log ?? logger('master');
-  const registry = opts.registry ?? new FileRegistry(path.join(opts.workDir, 'master'), log);
+  const registry = opts.registry ?? new FileRegistry(path.join(opts.workDir, 'master'), log, opts.scheduler);
   const host = opts.host ?? '127.0.0.1';
   const advertise = opts.advertiseHost ?? (host === '0.0.0.0' ? 'localhost' : host);
   // The port is known only after listen (port 0 = ephemeral), so the master starts after it.
   const master = new Master({ ...opts, registry, log, hostname: advertise });
   const httpServer = new MasterHttpServer(master, log);
-  await installApiRoutes(httpServer);
+  installRoutes(httpServer);
   const port = await httpServer.listen(opts.port ?? 5050, host);
   master.opts.port = port;
   await master.start();
@@ -47,12 +48,3 @@ export async function startMaster(opts: StartMasterOptions): Promise<RunningMast
   };
 }
 
-/** The Mesos v1 scheduler API and operator endpoints, when present (master/http/api.ts). */
-async function installApiRoutes(server: MasterHttpServer): Promise<void> {
-  try {
-    const mod = (await import('./http/api.js')) as { installRoutes?: (s: MasterHttpServer) => void };
-    mod.installRoutes?.(server);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-  }
-}

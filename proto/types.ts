@@ -119,8 +119,27 @@ export interface HealthCheck {
   consecutive_failures?: number;
   grace_period_seconds?: number;
   command?: CommandInfo;
-  http?: { scheme?: string; port: number; path?: string; statuses?: number[] };
+  http?: { protocol?: 'IPv4' | 'IPv6'; scheme?: string; port: number; path?: string; statuses?: number[] };
+  tcp?: { protocol?: 'IPv4' | 'IPv6'; port: number };
+}
+
+/** A general check: its result is reported, never acted on (Mesos CheckInfo). */
+export interface CheckInfo {
+  type?: 'UNKNOWN' | 'COMMAND' | 'HTTP' | 'TCP';
+  command?: { command: CommandInfo };
+  http?: { port: number; path?: string };
   tcp?: { port: number };
+  delay_seconds?: number;
+  interval_seconds?: number;
+  timeout_seconds?: number;
+}
+
+/** The latest result of a CheckInfo; the field of its type is present but empty when no result is known yet. */
+export interface CheckStatusInfo {
+  type?: CheckInfo['type'];
+  command?: { exit_code?: number };
+  http?: { status_code?: number };
+  tcp?: { succeeded?: boolean };
 }
 
 export type LinuxCapability = string; // CapabilityInfo.Capability enum names, e.g. "NET_BIND_SERVICE"
@@ -156,6 +175,7 @@ export interface TaskInfo {
   command?: CommandInfo;
   container?: ContainerInfo;
   health_check?: HealthCheck;
+  check?: CheckInfo;
   kill_policy?: KillPolicy;
   data?: string;
   labels?: Labels;
@@ -203,6 +223,7 @@ export interface TaskStatus {
   /** base64 of 16 bytes; present when the update must be acknowledged. */
   uuid?: string;
   healthy?: boolean;
+  check_status?: CheckStatusInfo;
   labels?: Labels;
   unreachable_time?: { nanoseconds: number };
   limitation?: { resources?: Resource[] };

@@ -28,3 +28,15 @@ export { isTerminal, TERMINAL_STATES } from '../../proto/types.js';
 export type {
   Offer, TaskInfo, TaskStatus, TaskState, Resource, Operation, FrameworkInfo, MasterInfo, Call, Event,
 } from '../../proto/types.js';
+export {
+  Placer, InstanceCounts, parseConstraint, parseConstraints, constraintText, meetsConstraint, describeReasons,
+  agentFacts, attributeText, fieldValue,
+  resourcesCheck, portsCheck, constraintsCheck, DEFAULT_CHECKS, bestFit, worstFit, alignment, spreadGroup, SCORERS,
+  CONSTRAINT_OPERATORS,
+  type Constraint, type ConstraintOperator, type AgentFacts, type Candidate, type PlacementRequest, type FeasibilityCheck, type CheckContext,
+  type Scorer, type ScoreContext, type Placement, type PlacementResult, type Reasons, type PlacerOptions,
+} from './placement.js';
+export {
+  FileStore, MemoryStore, checkKey, MAX_KEY_LENGTH, MAX_VALUE_BYTES,
+  type Store, type StoreEntry, type PutOptions, type FileStoreOptions,
+} from './store.js';

@@ -68,7 +68,7 @@ export function task(spec: TaskSpec): TaskSpec {
  * What is left of one offer as tasks are carved out of it. Each entry keeps the offer's
  * Resource as a template (role, reservations, allocation_info) with the remaining amount.
  */
-class FreeList {
+export class FreeList {
   private readonly scalars: { tpl: Resource; left: number }[] = [];
   private readonly ranges: { tpl: Resource; left: [number, number][] }[] = [];
 
@@ -77,6 +77,31 @@ class FreeList {
       if (r.type === 'SCALAR' && r.scalar) this.scalars.push({ tpl: r, left: milli(r.scalar.value) });
       else if (r.type === 'RANGES' && r.ranges) this.ranges.push({ tpl: r, left: (r.ranges.range ?? []).map((x) => [x.begin, x.end]) });
     }
+  }
+
+  /** Thousandths of scalar `name` left (summed over roles and reservations). */
+  amount(name: string): number {
+    let sum = 0;
+    for (const s of this.scalars) if (s.tpl.name === name) sum += s.left;
+    return sum;
+  }
+
+  /** Number of ports left. */
+  portCount(): number {
+    let n = 0;
+    for (const r of this.ranges) if (r.tpl.name === 'ports') for (const [a, b] of r.left) n += b - a + 1;
+    return n;
+  }
+
+  /** The names of the resources `demand` needs more of than is left (empty when it fits). */
+  lacking(demand: ResourceDemand): string[] {
+    const out: string[] = [];
+    for (const name of SCALARS) {
+      const need = milli(demand[name] ?? 0);
+      if (need > 0 && this.amount(name) < need) out.push(name);
+    }
+    if ((demand.ports ?? 0) > 0 && this.portCount() < demand.ports!) out.push('ports');
+    return out;
   }
 
   /** Takes `demand` if all of it fits, else takes nothing and returns undefined. */

@@ -31,7 +31,6 @@ import { encodeRecord } from '../../proto/recordio.js';
 import type { Call, Event } from '../../proto/types.js';
 import { logger } from '../../proto/log.js';
 import type { FrameworkSink, Master } from '../master.js';
-import { validateFrameworkInfo } from '../validation.js';
 import { MAX_BODY_BYTES, type MasterHttpServer } from './server.js';
 import { APPLICATION_JSON, APPLICATION_PROTOBUF, bareMediaType, encodeEventAs, negotiateStream, type MediaType } from './media.js';
 import { installOperatorRoutes } from './operator.js';
@@ -131,7 +130,6 @@ export class SchedulerApi {
       return;
     }
     this.precheck(call, req);
-    if (call.type === 'UPDATE_FRAMEWORK') checkUpdateFramework(call, call.framework_id!.value);
     const stream = this.streams.get(call.framework_id!.value)!;
     this.master.receive(call.framework_id!.value, call, stream.sink);
     const status = call.type === 'UPDATE_FRAMEWORK' ? 200 : 202;
@@ -292,20 +290,6 @@ export function parseCall(media: MediaType, body: Buffer): Call {
   if (call.type === undefined) throw new HttpError(400, "Failed to validate scheduler::Call: Expecting 'type' to be present");
   if (call.type === 'UNKNOWN') throw new HttpError(501, "Received 'UNKNOWN' call");
   return call;
-}
-
-/**
- * UPDATE_FRAMEWORK is applied asynchronously by the master (after a registry write), so it is
- * checked here first: a bad FrameworkInfo must be a 400, not a failure nobody hears.
- */
-function checkUpdateFramework(call: Call, frameworkId: string): void {
-  const upd = call.update_framework;
-  if (!upd) throw new HttpError(400, "Expecting 'update_framework' to be present");
-  validateFrameworkInfo(upd.framework_info);
-  const id = upd.framework_info.id?.value;
-  if (id !== undefined && id !== frameworkId) {
-    throw new HttpError(400, `Updating 'FrameworkInfo.id' is unsupported: expected '${frameworkId}', got '${id}'`);
-  }
 }
 
 /** Entry point called by master/main.ts. */

@@ -30,24 +30,9 @@ function getOnly(handler: (req: IncomingMessage, res: ServerResponse, url: URL) 
   };
 }
 
-/** Mesos's /state, plus the top-level fields it has that Berth's state() leaves out. */
+/** Mesos's /state, plus the top-level fields Berth's state() leaves out. */
 export function mesosState(master: Master): Json {
-  const s = master.state();
-  return {
-    ...s,
-    build_time: master.startedAt / 1000,
-    git_sha: '',
-    cluster: 'berth',
-    flags: {
-      port: String(master.opts.port ?? 5050),
-      allocation_interval: `${master.opts.allocationIntervalMs}ms`,
-      offer_timeout: master.opts.offerTimeoutMs ? `${master.opts.offerTimeoutMs}ms` : undefined,
-      max_agent_ping_timeouts: String(master.opts.maxMissedPings),
-      agent_ping_timeout: `${master.opts.agentPingIntervalMs}ms`,
-    },
-    unregistered_frameworks: [],
-    orphan_tasks: [],
-  };
+  return master.view.mesosState();
 }
 
 function asList(v: unknown): Json[] { return Array.isArray(v) ? (v as Json[]) : []; }
@@ -129,6 +114,9 @@ export function metricsSnapshot(master: Master, api?: SchedulerApi): Record<stri
     'master/offers_declined': c.offersDeclined,
     'master/offers_rescinded': c.offersRescinded,
     'master/invalid_calls': c.callsInvalid,
+    'master/invalid_status_updates': c.invalidStatusUpdates,
+    'master/valid_status_updates': c.statusUpdates,
+    'berth/master/unauthorized_calls': c.callsUnauthorized,
     'master/cpus_total': r3(cpusTotal), 'master/cpus_used': r3(cpusUsed), 'master/cpus_percent': pct(cpusUsed, cpusTotal),
     'master/mem_total': r3(memTotal), 'master/mem_used': r3(memUsed), 'master/mem_percent': pct(memUsed, memTotal),
     'master/disk_total': r3(diskTotal), 'master/disk_used': r3(diskUsed), 'master/disk_percent': pct(diskUsed, diskTotal),
@@ -167,7 +155,7 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
   server.route('/master/state.json', state);
 
   const tasks = getOnly((_req, res, url) => {
-    let list = allTasks(master.state());
+    let list = allTasks(master.view.state());
     const fid = url.searchParams.get('framework_id');
     const tid = url.searchParams.get('task_id');
     if (fid) list = list.filter((t) => t.framework_id === fid);
@@ -181,7 +169,7 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
   server.route('/master/tasks', tasks);
 
   const frameworks = getOnly((_req, res, url) => {
-    const s = master.state();
+    const s = master.view.state();
     const fid = url.searchParams.get('framework_id');
     const pick = (l: Json[]): Json[] => (fid ? l.filter((f) => f.id === fid) : l);
     sendJson(res, 200, { frameworks: pick(asList(s.frameworks)), completed_frameworks: pick(asList(s.completed_frameworks)), unregistered_frameworks: [] });
@@ -190,7 +178,7 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
   server.route('/master/frameworks', frameworks);
 
   const slaves = getOnly((_req, res, url) => {
-    const s = master.state();
+    const s = master.view.state();
     const sid = url.searchParams.get('slave_id');
     const pick = (l: Json[]): Json[] => (sid ? l.filter((a) => a.id === sid) : l);
     const all = asList(s.slaves);

@@ -26,10 +26,6 @@ export class MasterHttpServer {
     this.route('/health', (req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
     });
-    const state: Handler = (req, res) => sendJson(res, 200, master.state());
-    this.route('/state', state);
-    this.route('/master/state', state);
-    this.route('/state.json', state);
   }
 
   route(path: string, handler: Handler): void { this.routes.set(path, handler); }

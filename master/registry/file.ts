@@ -13,6 +13,7 @@ import path from 'node:path';
 import { BerthError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
 import { replay, type Registry, type RegistryEvent, type RegistryState } from './types.js';
+import { immediateScheduler, type DeferredScheduler } from '../scheduler.js';
 
 export class FileRegistry implements Registry {
   private fd = -1;
@@ -20,7 +21,7 @@ export class FileRegistry implements Registry {
   private flushing = false;
   readonly file: string;
 
-  constructor(dir: string, private readonly log?: Logger) {
+  constructor(dir: string, private readonly log?: Logger, private readonly scheduler: DeferredScheduler = immediateScheduler) {
     mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, 'registry.log');
   }
@@ -62,12 +63,13 @@ export class FileRegistry implements Registry {
       this.queue.push({ line: JSON.stringify(ev) + '\n', resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
-        setImmediate(() => this.flush());
+        this.scheduler.defer(() => this.flush());
       }
     });
   }
 
   private flush(): void {
+    if (this.queue.length === 0) { this.flushing = false; return; }
     const batch = this.queue;
     this.queue = [];
     try {
@@ -77,12 +79,13 @@ export class FileRegistry implements Registry {
     } catch (e) {
       for (const b of batch) b.reject(e as Error);
     }
-    if (this.queue.length > 0) setImmediate(() => this.flush());
+    if (this.queue.length > 0) this.scheduler.defer(() => this.flush());
     else this.flushing = false;
   }
 
   async close(): Promise<void> {
-    while (this.flushing) await new Promise((r) => setImmediate(r));
+    // Whatever is queued is written now: a deferred flush may run on a scheduler that no longer ticks.
+    if (this.flushing) this.flush();
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }

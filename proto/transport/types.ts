@@ -12,6 +12,11 @@ export interface Conn<In, Out> {
   readonly id: string;
   /** Peer address for logs ("127.0.0.1:53211", "memory"). */
   readonly remote: string;
+  /**
+   * Who the peer proved to be when the connection was set up (transport credentials or a
+   * client certificate); undefined when it did not authenticate.
+   */
+  readonly principal?: string;
   /** Queues a message; never throws (a dead connection drops it and reports close). */
   send(msg: Out): void;
   close(reason?: string): void;

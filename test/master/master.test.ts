@@ -81,8 +81,17 @@ const invalidTasks: [string, (agentId: string) => TaskInfo, string][] = [
   ['zero resources', (a) => ({ ...task('zero', a, 'cpus:1;mem:128'), resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 128 } }] }), 'must be positive'],
   ['wrong agent id', () => task('elsewhere', 'not-this-agent', 'cpus:1;mem:128'), 'agent_id'],
   ['no command', (a) => ({ ...task('nocmd', a, 'cpus:1;mem:128'), command: undefined }), 'command must be set'],
-  ['a health check (not supported yet)', (a) => ({ ...task('hc', a, 'cpus:1;mem:128'), health_check: { type: 'TCP', tcp: { port: 80 } } }), 'health_check'],
-  ['URIs to fetch (not supported yet)', (a) => ({ ...task('uri', a, 'cpus:1;mem:128'), command: { value: 'true', uris: [{ value: 'http://x/y.tgz' }] } }), 'command.uris'],
+  ['a health check without a type', (a) => ({ ...task('hc', a, 'cpus:1;mem:128'), health_check: { tcp: { port: 80 } } }), 'health_check.type must be COMMAND, HTTP or TCP'],
+  ['a TCP health check on port 0', (a) => ({ ...task('hc0', a, 'cpus:1;mem:128'), health_check: { type: 'TCP', tcp: { port: 0 } } }), 'health_check.tcp.port 0'],
+  ['an HTTP health check with a negative interval', (a) => ({ ...task('hcn', a, 'cpus:1;mem:128'), health_check: { type: 'HTTP', interval_seconds: -1, http: { port: 8080 } } }), 'health_check.interval_seconds must not be negative'],
+  ['an HTTP health check with an ftp scheme', (a) => ({ ...task('hcs', a, 'cpus:1;mem:128'), health_check: { type: 'HTTP', http: { port: 8080, scheme: 'ftp' } } }), "health_check.http.scheme must be 'http' or 'https'"],
+  ['a health check timeout over a day', (a) => ({ ...task('hct', a, 'cpus:1;mem:128'), health_check: { type: 'TCP', timeout_seconds: 1e9, tcp: { port: 80 } } }), 'health_check.timeout_seconds must be at most'],
+  ['a COMMAND health check without a command', (a) => ({ ...task('hcc', a, 'cpus:1;mem:128'), health_check: { type: 'COMMAND' } }), 'health_check.command must be set'],
+  ['a check whose type and field differ', (a) => ({ ...task('ck', a, 'cpus:1;mem:128'), check: { type: 'HTTP', tcp: { port: 80 } } }), 'check.tcp does not match type HTTP'],
+  ['a URI with an empty value', (a) => ({ ...task('uri', a, 'cpus:1;mem:128'), command: { value: 'true', uris: [{ value: '' }] } }), 'command.uris[0].value must not be empty'],
+  ['a URI of an unsupported scheme', (a) => ({ ...task('urs', a, 'cpus:1;mem:128'), command: { value: 'true', uris: [{ value: 'ftp://x/y.tgz' }] } }), "command.uris[0].value 'ftp://x/y.tgz'"],
+  ['a URI output_file escaping the sandbox', (a) => ({ ...task('uro', a, 'cpus:1;mem:128'), command: { value: 'true', uris: [{ value: 'http://x/y.tgz', output_file: '../y' }] } }), 'command.uris[0].output_file'],
+  ['too many URIs', (a) => ({ ...task('urn', a, 'cpus:1;mem:128'), command: { value: 'true', uris: Array.from({ length: 65 }, () => ({ value: '/bin/true' })) } }), 'command.uris has 65 entries'],
   ['a Docker container', (a) => ({ ...task('dock', a, 'cpus:1;mem:128'), container: { type: 'DOCKER' } }), 'container.type DOCKER'],
 ];
 
@@ -109,6 +118,31 @@ for (const [name, make, expected] of invalidTasks) {
     } finally { await c.stop(); }
   });
 }
+
+test('health checks, checks and URIs that are valid reach the agent unchanged in the launch', async () => {
+  const c = await cluster();
+  try {
+    const agent = await c.agent('a1', 'cpus:4;mem:4096');
+    const fw = await c.framework();
+    const t: TaskInfo = {
+      ...task('checked', agent.id, 'cpus:1;mem:128'),
+      command: {
+        value: './run.sh',
+        uris: [{ value: 'https://example.com/app.tgz', extract: true, cache: false }, { value: 'file:///opt/tool', executable: true, output_file: 'bin/tool' }, { value: '/etc/hosts' }],
+      },
+      health_check: { type: 'HTTP', delay_seconds: 0, interval_seconds: 1, timeout_seconds: 2, consecutive_failures: 3, grace_period_seconds: 5, http: { port: 8080, path: '/health', scheme: 'http', statuses: [200] } },
+      check: { type: 'COMMAND', interval_seconds: 5, command: { command: { value: 'test -f ready' } } },
+    };
+    fw.launch(fw.outstanding()[0]!, [t]);
+    await settle();
+    assert.not.ok(fw.updates().some((u) => u.state === 'TASK_ERROR'), 'no TASK_ERROR');
+    assert.is(agent.launched.length, 1, 'launched');
+    const sent = agent.launched[0]!.task;
+    assert.equal(sent.health_check, t.health_check);
+    assert.equal(sent.check, t.check);
+    assert.equal(sent.command?.uris, t.command?.uris);
+  } finally { await c.stop(); }
+});
 
 test('a duplicate task id gets TASK_ERROR while the first task launches', async () => {
   const c = await cluster();

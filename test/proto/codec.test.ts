@@ -74,4 +74,21 @@ test('an Offers event with resources, ranges and attributes round-trips', () => 
   assert.equal(decode(EVENT, encode(EVENT, { type: 'HEARTBEAT' })), { type: 'HEARTBEAT' });
 });
 
+test('health checks, checks, check statuses and URI options cross the wire with Mesos field numbers', () => {
+  const task = {
+    name: 't', task_id: { value: 't' }, agent_id: { value: 'a' },
+    command: { value: 'run', uris: [{ value: 'https://h/x.tgz', executable: false, extract: true, cache: true, output_file: 'x.tgz' }] },
+    health_check: { type: 'HTTP', interval_seconds: 2, http: { protocol: 'IPv4', scheme: 'https', port: 8443, path: '/h', statuses: [200, 204] } },
+    check: { type: 'TCP', delay_seconds: 1, tcp: { port: 9000 } },
+  };
+  const bytes = encode('mesos.v1.TaskInfo', task);
+  assert.equal(decode('mesos.v1.TaskInfo', bytes), task);
+  // TaskInfo.check is field 13 (tag 13<<3|2 = 0x6a); TaskStatus.check_status is field 15 (0x7a).
+  assert.ok(Buffer.from(bytes).includes(0x6a), 'TaskInfo.check is field 13');
+  const status = { task_id: { value: 't' }, state: 'TASK_RUNNING', check_status: { type: 'TCP', tcp: { succeeded: true } } };
+  const sb = Buffer.from(encode('mesos.v1.TaskStatus', status));
+  assert.equal(decode('mesos.v1.TaskStatus', sb), status);
+  assert.ok(sb.includes(0x7a), 'TaskStatus.check_status is field 15');
+});
+
 test.run();

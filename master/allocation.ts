@@ -1,0 +1,81 @@
+/**
+ * The allocation loop: when to run the allocator, and turning its plan into
+ * offers. Runs on the interval tick (over every agent) and on triggers, which
+ * coalesce into one deferred run over the agents whose resources changed
+ * (Mesos's allocation candidates).
+ */
+import type { TimerHandle } from '../proto/clock.js';
+import type { Offer } from '../proto/types.js';
+import type { OfferPlan } from './allocator/types.js';
+import type { MasterContext } from './core.js';
+
+export class AllocationLoop {
+  private timer?: TimerHandle;
+  private pending = false;
+  /** Agents whose resources changed since the last run ('all' after a framework-level change). */
+  private candidates: Set<string> | 'all' = new Set();
+
+  constructor(private readonly ctx: MasterContext) {}
+
+  start(): void { this.scheduleTick(); }
+  stop(): void { this.ctx.clock.clearTimeout(this.timer); }
+
+  /**
+   * Asks for an allocation run soon; any number of requests before it runs coalesce into one.
+   * A request naming an agent limits the run to the agents whose resources changed; one
+   * without (a framework subscribed, revived, changed roles) runs over every agent.
+   */
+  request(agentId?: string): void {
+    const ctx = this.ctx;
+    if (ctx.stopped) return;
+    if (agentId === undefined) this.candidates = 'all';
+    else if (this.candidates !== 'all') this.candidates.add(agentId);
+    if (this.pending) return;
+    this.pending = true;
+    ctx.scheduler.defer(() => {
+      this.pending = false;
+      const candidates = this.candidates;
+      this.candidates = new Set();
+      if (!ctx.stopped) this.runNow(candidates === 'all' ? undefined : candidates);
+    });
+  }
+
+  private scheduleTick(): void {
+    if (this.ctx.stopped) return;
+    this.timer = this.ctx.clock.setTimeout(() => {
+      this.runNow();
+      this.scheduleTick();
+    }, this.ctx.opts.allocationIntervalMs);
+  }
+
+  /** Runs one allocation cycle now and sends the resulting offers. Returns the plan (for tests and benches). */
+  runNow(agentIds?: Iterable<string>): OfferPlan {
+    const ctx = this.ctx;
+    const t0 = performance.now();
+    const plan = ctx.allocator.allocate(ctx.clock.now(), agentIds);
+    ctx.allocator.commit(plan);
+    const byFramework = new Map<string, Offer[]>();
+    for (const entry of plan) {
+      const fw = ctx.frameworks.get(entry.frameworkId);
+      const agent = ctx.agents.get(entry.agentId);
+      if (!fw || !agent || fw.status !== 'CONNECTED' || agent.status !== 'ACTIVE') {
+        // The allocator's view was stale: give the resources straight back.
+        ctx.allocator.recoverResources(entry.frameworkId, entry.agentId, entry.role, entry.resources);
+        continue;
+      }
+      const offer = ctx.offers.make(fw, agent, entry.role, entry.resources);
+      let list = byFramework.get(fw.id);
+      if (!list) byFramework.set(fw.id, (list = []));
+      list.push(offer);
+    }
+    for (const [fid, offers] of byFramework) {
+      ctx.frameworks.get(fid)!.sink?.send({ type: 'OFFERS', offers: { offers } });
+      ctx.counters.offersSent += offers.length;
+    }
+    const ms = performance.now() - t0;
+    ctx.counters.allocationRuns++;
+    ctx.counters.lastAllocationMs = ms;
+    ctx.counters.allocationMsTotal += ms;
+    return plan;
+  }
+}
