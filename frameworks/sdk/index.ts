@@ -40,3 +40,5 @@ export {
   FileStore, MemoryStore, checkKey, MAX_KEY_LENGTH, MAX_VALUE_BYTES,
   type Store, type StoreEntry, type PutOptions, type FileStoreOptions,
 } from './store.js';
+export { KvStore, type KvStoreOptions } from './store-kv.js';
+export { connectNats, type NatsOptions } from '../../proto/transport/nats.js';

@@ -15,7 +15,7 @@
  * check runs on its own timer: it does not wait for a hung renewal.
  */
 import type { KV, NatsConnection } from 'nats';
-import { BerthError } from '../../proto/errors.js';
+import { openBucket } from '../../proto/transport/nats.js';
 import type { Logger } from '../../proto/log.js';
 import { LEADER_KEY, leaderBucket, type LeaderRecord } from '../../proto/transport/nats-detector.js';
 import type { LeaderState, MasterContender } from './types.js';
@@ -36,18 +36,7 @@ export interface NatsContenderOptions {
 
 const now = (): number => performance.now();
 
-/** Creates (or binds) a KV bucket, retrying while JetStream elects its meta leader. */
-export async function openBucket(nc: NatsConnection, bucket: string, replicas: number, timeoutMs = 30_000, history = 1): Promise<KV> {
-  const until = now() + timeoutMs;
-  for (;;) {
-    try {
-      return await nc.jetstream({ timeout: 5_000 }).views.kv(bucket, { history, replicas });
-    } catch (e) {
-      if (now() > until) throw new BerthError('IO', `cannot open KV bucket ${bucket} (replicas ${replicas}): ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+export { openBucket };
 
 function isCasFailure(e: unknown): boolean {
   const m = String((e as Error)?.message ?? e);

@@ -28,7 +28,7 @@
 import { readFileSync } from 'node:fs';
 import {
   connect, credsAuthenticator, headers as natsHeaders, nuid,
-  type ConnectionOptions, type Msg, type MsgHdrs, type NatsConnection, type Subscription,
+  type ConnectionOptions, type KV, type Msg, type MsgHdrs, type NatsConnection, type Subscription,
 } from 'nats';
 import {
   decodeAgentToMaster, decodeCall, decodeEvent, decodeMasterToAgent,
@@ -95,6 +95,19 @@ export async function connectNats(o: NatsOptions): Promise<NatsConnection> {
     return await connect(opts);
   } catch (e) {
     throw new BerthError('IO', `cannot connect to NATS ${o.servers.join(',')}: ${(e as Error).message}`);
+  }
+}
+
+/** Creates (or binds) a KV bucket, retrying while JetStream elects its meta leader. */
+export async function openBucket(nc: NatsConnection, bucket: string, replicas: number, timeoutMs = 30_000, history = 1): Promise<KV> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await nc.jetstream({ timeout: 5_000 }).views.kv(bucket, { history, replicas });
+    } catch (e) {
+      if (performance.now() > until) throw new BerthError('IO', `cannot open KV bucket ${bucket} (replicas ${replicas}): ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
 
