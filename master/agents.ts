@@ -35,8 +35,30 @@ export class Agents {
   values(): IterableIterator<AgentRec> { return this.byId.values(); }
   get size(): number { return this.byId.size; }
 
+  /** Ids recovered from the registry that may still be RECOVERED (pruned lazily). */
+  private recovered = new Set<string>();
+  /** How many agents were recovered from the registry at start. */
+  recoveredAtStart = 0;
+
+  /** Agents still RECOVERED: known from the registry, not re-registered, not yet timed out. */
+  recoveringCount(): number {
+    for (const id of this.recovered) if (this.byId.get(id)?.status !== 'RECOVERED') this.recovered.delete(id);
+    return this.recovered.size;
+  }
+
+  /** True while some recovered agent has not come back (cheap: stops at the first one still out). */
+  get recovering(): number {
+    for (const id of this.recovered) {
+      if (this.byId.get(id)?.status === 'RECOVERED') return 1;
+      this.recovered.delete(id);
+    }
+    return 0;
+  }
+
   /** Agents known from the registry after a restart: they must reregister. */
   recover(agents: Map<string, AgentInfo>): void {
+    this.recoveredAtStart = agents.size;
+    for (const id of agents.keys()) this.recovered.add(id);
     for (const [id, info] of agents) {
       this.byId.set(id, {
         id, info, total: Resources.from(info.resources), status: 'RECOVERED', missedPings: 0,
