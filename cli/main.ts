@@ -10,6 +10,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runUp } from './up.js';
 import { printState } from './state.js';
+import { addNatsFlags, natsOptions } from './cluster.js';
 
 function intArg(name: string, min = 0, max = 65535) {
   return (v: string): number => {
@@ -31,28 +32,44 @@ program.command('up')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
   .action(async (opts) => { await runUp(opts); });
 
-program.command('master')
-  .description('run a master')
+addNatsFlags(program.command('master')
+  .description('run a master (with --nats: one of several highly available masters)')
   .option('--port <port>', 'port for HTTP and WebSocket (0 = any free port)', intArg('--port'), 5050)
   .option('--host <host>', 'address to bind', '127.0.0.1')
+  .option('--advertise-host <host>', 'address other machines reach this master at (default: --host)')
   .option('--work-dir <dir>', 'registry directory', '.berth')
   .option('--offer-timeout <seconds>', 'rescind offers not answered within this time (0 = never)', intArg('--offer-timeout', 0, 86400), 0)
   .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
+  .option('--replicas <n>', 'cluster mode: replicas of the KV registry and leader buckets (3 on a 3-node NATS cluster)', intArg('--replicas', 1, 5), 1)
+  .option('--lease-ttl <ms>', 'cluster mode: leader lease; a standby takes over this long after the last renewal', intArg('--lease-ttl', 200, 60000), 3000)
+  .option('--agent-reregister-timeout <ms>', 'agents known from the registry that do not come back within this time become unreachable', intArg('--agent-reregister-timeout', 1000, 86_400_000), 600_000))
   .action(async (opts) => {
-    const { startMaster } = await import('../master/main.js');
-    const m = await startMaster({
-      workDir: opts.workDir, port: opts.port, host: opts.host,
+    const nats = natsOptions(opts);
+    const common = {
+      port: opts.port, host: opts.host, advertiseHost: opts.advertiseHost,
       offerTimeoutMs: opts.offerTimeout * 1000, allocationIntervalMs: opts.allocationInterval,
-    });
-    process.stderr.write(`berth master at ${m.url}\n`);
-    const stop = () => { void m.stop().then(() => process.exit(0)); };
+      agentReregisterTimeoutMs: opts.agentReregisterTimeout,
+    };
+    let stopFn: () => Promise<void>;
+    if (nats) {
+      const { startClusterMaster } = await import('../master/leader/run.js');
+      const m = await startClusterMaster({ ...common, nats, prefix: opts.natsPrefix, replicas: opts.replicas, leaseTtlMs: opts.leaseTtl });
+      process.stderr.write(`berth master at ${m.url} (cluster mode, ${m.contender.state})\n`);
+      stopFn = () => m.stop();
+    } else {
+      const { startMaster } = await import('../master/main.js');
+      const m = await startMaster({ ...common, workDir: opts.workDir });
+      process.stderr.write(`berth master at ${m.url}\n`);
+      stopFn = () => m.stop();
+    }
+    const stop = () => { void stopFn().then(() => process.exit(0)); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
 
-program.command('agent')
+addNatsFlags(program.command('agent')
   .description('run an agent')
-  .requiredOption('--master <host:port>', 'the master to register with')
+  .option('--master <host:port>', 'the master to register with (or --nats to follow the leading master)')
   .option('--work-dir <dir>', 'sandboxes and checkpoints', '.berth/agent')
   .option('--port <port>', 'agent HTTP port (0 = any free port)', intArg('--port'), 5051)
   .option('--host <host>', 'address the agent HTTP server binds', '127.0.0.1')
@@ -66,7 +83,7 @@ program.command('agent')
   .option('--allow-host-root', 'linux: let a task asking for root be root on the host (default: root inside a user namespace)')
   .option('--allowed-users <list>', 'linux: comma-separated users tasks may run as (default: any existing user)')
   .option('--userns-uid-range <start:count>', 'linux: host uids that a root task\'s user namespace maps to', '1000000:65536')
-  .option('--capabilities <list>', 'linux: capabilities kept in the bounding set, comma-separated (default: none)', '')
+  .option('--capabilities <list>', 'linux: capabilities kept in the bounding set, comma-separated (default: none)', ''))
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);

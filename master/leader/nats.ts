@@ -68,7 +68,9 @@ export class NatsLeaseContender implements MasterContender {
   onStateChange(cb: (s: LeaderState, e: number) => void): void { this.cbs.push(cb); }
 
   async start(): Promise<void> {
-    this.kv = await openBucket(this.nc, leaderBucket(this.o.prefix ?? 'berth'), this.o.replicas ?? 1);
+    // A renewal lost in flight (a NATS node or stream leader changing) must not hold the next one
+    // back past the fence deadline: each lease request times out after ttl/4.
+    this.kv = await openBucket(this.nc, leaderBucket(this.o.prefix ?? 'berth'), this.o.replicas ?? 1, 30_000, 1, Math.max(50, Math.floor(this.ttl / 4)));
     const period = Math.max(20, Math.floor(this.ttl / 6));
     this.timer = setInterval(() => { void this.tick(); }, period);
     this.timer.unref();

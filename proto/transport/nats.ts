@@ -99,11 +99,11 @@ export async function connectNats(o: NatsOptions): Promise<NatsConnection> {
 }
 
 /** Creates (or binds) a KV bucket, retrying while JetStream elects its meta leader. */
-export async function openBucket(nc: NatsConnection, bucket: string, replicas: number, timeoutMs = 30_000, history = 1): Promise<KV> {
+export async function openBucket(nc: NatsConnection, bucket: string, replicas: number, timeoutMs = 30_000, history = 1, requestTimeoutMs = 5_000): Promise<KV> {
   const until = performance.now() + timeoutMs;
   for (;;) {
     try {
-      return await nc.jetstream({ timeout: 5_000 }).views.kv(bucket, { history, replicas });
+      return await nc.jetstream({ timeout: requestTimeoutMs }).views.kv(bucket, { history, replicas });
     } catch (e) {
       if (performance.now() > until) throw new BerthError('IO', `cannot open KV bucket ${bucket} (replicas ${replicas}): ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, 200));
