@@ -48,38 +48,46 @@ class SimAgent {
   private stopped = false;
   constructor(private readonly dialer: NatsDialer, readonly n: number, private tasks: TaskInfo[], private readonly frameworkId: () => string) {}
 
+  /** One loop per agent: dial, (re-)register, and on a lost session start over. */
   async connect(): Promise<void> {
     for (;;) {
       if (this.stopped) return;
+      let c: Conn<MasterToAgent, AgentToMaster>;
       try {
         this.dials++;
-        const c = await this.dialer.dialAgent();
-        this.conn = c;
-        const registered = new Promise<void>((resolve, reject) => {
-          c.onMessage((m) => {
-            if (m.registered) { this.id = m.registered.agent_id.value; this.registeredAt = performance.now(); resolve(); }
-            else if (m.ping) c.send({ version: AGENT_PROTOCOL_VERSION, pong: { seq: m.ping.seq } });
-          });
-          c.onClose((r) => { reject(new Error(r)); if (!this.stopped) setTimeout(() => { void this.connect(); }, 20 + Math.random() * 200); });
-        });
-        const agent_info = {
-          hostname: `sim-${this.n}`, port: 5051,
-          resources: [{ name: 'cpus', type: 'SCALAR' as const, scalar: { value: 16 } }, { name: 'mem', type: 'SCALAR' as const, scalar: { value: 65536 } }],
-          ...(this.id ? { id: { value: this.id } } : {}),
-        };
-        if (!this.id) c.send({ version: AGENT_PROTOCOL_VERSION, register: { agent_info, endpoint: `sim-${this.n}:5051`, version: 'sim' } });
-        else {
-          const fid = this.frameworkId();
-          c.send({
-            version: AGENT_PROTOCOL_VERSION,
-            reregister: { agent_info, endpoint: `sim-${this.n}:5051`, version: 'sim', tasks: this.tasks.map((task) => ({ framework_id: { value: fid }, task: { ...task, agent_id: { value: this.id } }, state: 'TASK_RUNNING' as const })) },
-          });
-        }
-        await registered;
-        return;
+        c = await this.dialer.dialAgent();
       } catch {
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
+        continue;
       }
+      this.conn = c;
+      let registeredHere = false;
+      const registered = new Promise<boolean>((resolve) => {
+        c.onMessage((m) => {
+          if (m.registered) { this.id = m.registered.agent_id.value; this.registeredAt = performance.now(); registeredHere = true; resolve(true); }
+          else if (m.ping) c.send({ version: AGENT_PROTOCOL_VERSION, pong: { seq: m.ping.seq } });
+        });
+        c.onClose(() => {
+          if (!registeredHere) { resolve(false); return; }
+          // A registered session ended (leader change): start one new loop.
+          if (!this.stopped) setTimeout(() => { void this.connect(); }, Math.random() * 50);
+        });
+      });
+      const agent_info = {
+        hostname: `sim-${this.n}`, port: 5051,
+        resources: [{ name: 'cpus', type: 'SCALAR' as const, scalar: { value: 16 } }, { name: 'mem', type: 'SCALAR' as const, scalar: { value: 65536 } }],
+        ...(this.id ? { id: { value: this.id } } : {}),
+      };
+      if (!this.id) c.send({ version: AGENT_PROTOCOL_VERSION, register: { agent_info, endpoint: `sim-${this.n}:5051`, version: 'sim' } });
+      else {
+        const fid = this.frameworkId();
+        c.send({
+          version: AGENT_PROTOCOL_VERSION,
+          reregister: { agent_info, endpoint: `sim-${this.n}:5051`, version: 'sim', tasks: this.tasks.map((task) => ({ framework_id: { value: fid }, task: { ...task, agent_id: { value: this.id } }, state: 'TASK_RUNNING' as const })) },
+        });
+      }
+      if (await registered) return;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
     }
   }
   stop(): void { this.stopped = true; this.conn?.close('bench done'); }

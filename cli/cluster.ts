@@ -52,3 +52,31 @@ export async function natsDialer(o: NatsOptions, prefix = 'berth', log?: Logger)
   const dialer = new NatsDialer(nc, { prefix, detector, log });
   return { dialer, nc, async close() { await detector.close(); await nc.drain().catch(() => {}); } };
 }
+
+interface ClusterJson {
+  self: { id: string; state: string; url: string; epoch: number; leader?: { id: string; url: string; epoch: number } };
+  masters: { id: string; state: string; url: string; epoch: number }[];
+  nats: { connected_to?: string; server_name?: string; cluster?: string; known_servers: string[]; jetstream: string };
+}
+
+/**
+ * Cluster mode section of `berth state`: the leader, the standbys, NATS health. Returns the
+ * leader's URL (where /state is read), or undefined when `base` is not a cluster-mode master.
+ */
+export async function clusterSection(base: string, out: string[]): Promise<string | undefined> {
+  let c: ClusterJson;
+  try {
+    const r = await fetch(`${base}/cluster`, { signal: AbortSignal.timeout(5_000) });
+    if (r.status === 404) return undefined;
+    if (!r.ok) return undefined;
+    c = (await r.json()) as ClusterJson;
+  } catch {
+    return undefined;
+  }
+  const leader = c.self.leader;
+  out.push(`cluster mode: leader ${leader ? `${leader.url} (epoch ${leader.epoch})` : 'NONE elected'}`);
+  for (const m of c.masters) out.push(`  master ${m.url}  ${m.state}${m.state === 'leading' ? `  epoch ${m.epoch}` : ''}`);
+  out.push(`  NATS: connected to ${c.nats.server_name ?? '?'} (${c.nats.connected_to ?? '?'})${c.nats.cluster ? `, cluster ${c.nats.cluster}` : ''}, ${c.nats.known_servers.length + 1} server(s) known, JetStream ${c.nats.jetstream}`);
+  out.push('');
+  return leader?.url;
+}

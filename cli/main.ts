@@ -30,7 +30,11 @@ program.command('up')
   .option('--host <host>', 'address the master binds', '127.0.0.1')
   .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
-  .action(async (opts) => { await runUp(opts); });
+  .option('--cluster <n>', 'highly available: an N-node NATS cluster and N masters on consecutive ports from --port (needs nats-server)', intArg('--cluster', 1, 7))
+  .action(async (opts) => {
+    if (opts.cluster) { const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return; }
+    await runUp(opts);
+  });
 
 addNatsFlags(program.command('master')
   .description('run a master (with --nats: one of several highly available masters)')

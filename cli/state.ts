@@ -1,5 +1,7 @@
 /** `berth state`: a readable summary of /state — agents with used/total, frameworks, tasks by state. */
 
+import { clusterSection } from './cluster.js';
+
 interface Res { cpus?: number; mem?: number; disk?: number; gpus?: number; ports?: string }
 interface StateJson {
   id: string;
@@ -18,7 +20,11 @@ const usage = (u: Usage) => `mem ${mib(u.mem_total_bytes ?? u.mem_rss_bytes)}/${
 const fmt = (r: Res) => `cpus ${r.cpus ?? 0}  mem ${r.mem ?? 0} MiB  disk ${r.disk ?? 0} MiB${r.gpus ? `  gpus ${r.gpus}` : ''}`;
 
 export async function printState(master: string, json: boolean): Promise<void> {
-  const base = /^[a-z]+:\/\//.test(master) ? master : `http://${master}`;
+  let base = /^[a-z]+:\/\//.test(master) ? master : `http://${master}`;
+  // Cluster mode: name the leader and standbys, then read the leader's state.
+  const cluster: string[] = [];
+  const leaderUrl = json ? undefined : await clusterSection(base.replace(/\/$/, ''), cluster);
+  if (leaderUrl) base = leaderUrl;
   let res: Response;
   try {
     res = await fetch(`${base.replace(/\/$/, '')}/state`);
@@ -28,7 +34,7 @@ export async function printState(master: string, json: boolean): Promise<void> {
   if (!res.ok) throw new Error(`master at ${base} answered ${res.status}`);
   const s = (await res.json()) as StateJson;
   if (json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
-  const out: string[] = [];
+  const out: string[] = [...cluster];
   out.push(`master ${s.id}  (${base})`);
   out.push(`\nagents: ${s.slaves.length}${s.unreachable_slaves?.length ? ` (+${s.unreachable_slaves.length} unreachable)` : ''}`);
   for (const a of s.slaves) {

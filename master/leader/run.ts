@@ -87,7 +87,9 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
   const url = `http://${advertise}:${port}`;
   const pid = `master@${advertise}:${port}`;
 
-  const contender = new NatsLeaseContender(nc, {
+  // The lease has its own connection: its renewals must not queue behind the data path's frames.
+  const leaseNc = await connectNats({ ...opts.nats, name: `berth-master-${procId}-lease` });
+  const contender = new NatsLeaseContender(leaseNc, {
     prefix, replicas, ttlMs: opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS, log,
     record: { master_id: procId, hostname: advertise, port, url, pid },
   });
@@ -209,6 +211,7 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await nc.drain().catch(() => {});
+      await leaseNc.drain().catch(() => {});
     },
   };
 }

@@ -45,6 +45,8 @@ export const NATS_MAX_FRAME = 16 << 20;
 /** Sessions one master accepts at once (agents + frameworks). */
 export const NATS_MAX_SESSIONS = 200_000;
 export const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Frames a master handles per macrotask before yielding to timers and I/O. */
+const DELIVER_BATCH = 64;
 
 /** What a user gives to reach NATS: URLs, and credentials/TLS where their cluster needs them. */
 export interface NatsOptions {
@@ -288,9 +290,24 @@ export class NatsListener implements MasterListener {
   /** Resolves once the server has the subscriptions, so a dialer that sees this master elected finds it. */
   async ready(): Promise<void> { await this.nc.flush(); }
 
+  /**
+   * Inbound frames are queued and handled at most DELIVER_BATCH per macrotask: a storm (every
+   * agent re-registering after a failover) must not hold the event loop for seconds, or the
+   * leader's own lease renewals and timers would starve and it would fence itself.
+   */
+  private inbound: Msg[] = [];
+  private draining = false;
+
   private route(m: Msg): void {
-    const sid = m.subject.slice(this.base.length + 3);
-    this.sessions.get(sid)?.deliver(m);
+    this.inbound.push(m);
+    if (!this.draining) { this.draining = true; setImmediate(() => this.drain()); }
+  }
+
+  private drain(): void {
+    const batch = this.inbound.splice(0, DELIVER_BATCH);
+    for (const m of batch) this.sessions.get(m.subject.slice(this.base.length + 3))?.deliver(m);
+    if (this.inbound.length > 0) setImmediate(() => this.drain());
+    else this.draining = false;
   }
 
   private accept(m: Msg, kind: 'agent' | 'framework'): void {
@@ -369,19 +386,32 @@ export class NatsDialer implements Dialer {
 
   private async dial<In, Out>(kind: 'agent' | 'framework', enc: (m: Out) => Uint8Array, dec: (b: Uint8Array) => In): Promise<Conn<In, Out>> {
     const d = this.o.detector;
-    const leader = await d.waitForLeader(this.o.leaderWaitMs ?? 30_000);
+    const waitMs = this.o.leaderWaitMs ?? 30_000;
+    const until = performance.now() + waitMs;
     const inbox = `${this.prefix}.${kind}.${nuid.next()}`;
     let conn: NatsConn<In, Out> | undefined;
     const sub = this.nc.subscribe(inbox, { callback: (err, m) => { if (!err) conn?.deliver(m); } });
     let welcome: Welcome & { error?: string };
-    try {
-      await this.nc.flush();
-      const reply = await this.nc.request(`${this.prefix}.master.${leader.master_id}.connect.${kind}`,
-        te.encode(JSON.stringify({ to: inbox } satisfies Hello)), { timeout: 5_000 });
-      welcome = JSON.parse(td.decode(reply.data)) as Welcome & { error?: string };
-    } catch (e) {
-      sub.unsubscribe();
-      throw new BerthError('IO', `cannot open a ${kind} session with master ${leader.master_id}: ${(e as Error).message}`);
+    let leader = await d.waitForLeader(waitMs).catch((e: Error) => { sub.unsubscribe(); throw e; });
+    await this.nc.flush();
+    // A new leader answers connects once it has loaded the registry: until then "no responders"
+    // comes back at once. Retrying here every 100 ms (not through the caller's backoff) lets
+    // thousands of agents re-register the moment the new leader listens.
+    for (;;) {
+      try {
+        const reply = await this.nc.request(`${this.prefix}.master.${leader.master_id}.connect.${kind}`,
+          te.encode(JSON.stringify({ to: inbox } satisfies Hello)), { timeout: 5_000 });
+        welcome = JSON.parse(td.decode(reply.data)) as Welcome & { error?: string };
+        break;
+      } catch (e) {
+        const noResponders = /503|no responders/i.test(String((e as Error).message));
+        if (!noResponders || performance.now() > until) {
+          sub.unsubscribe();
+          throw new BerthError('IO', `cannot open a ${kind} session with master ${leader.master_id}: ${(e as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        leader = await d.waitForLeader(Math.max(1, until - performance.now())).catch((err: Error) => { sub.unsubscribe(); throw err; });
+      }
     }
     if (welcome.error) { sub.unsubscribe(); throw new BerthError('IO', welcome.error); }
     if (welcome.epoch < d.highestEpoch) { sub.unsubscribe(); throw new BerthError('CONFLICT', `master ${welcome.master_id} has epoch ${welcome.epoch}, older than ${d.highestEpoch}`); }
