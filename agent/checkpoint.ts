@@ -30,8 +30,8 @@
  *    nothing it held was acted on, and recovery drops it (in both modes). A complete line that
  *    does not parse is corruption: strict recovery stops with an error naming the file and line.
  *  - A supervisor starts only after its task's record is durable, and only a supervisor writes
- *    an exit record. So an exit record in meta/runs/, or a live supervisor naming a run path
- *    there in its argv, without a task record proves the log lost durable records (truncated or
+ *    an exit record. So an exit record in meta/runs/ without a task record proves the log lost
+ *    durable records (truncated or
  *    replaced): strict recovery refuses to start. The agent creates nothing per task there (an
  *    empty run dir of an earlier agent, without a supervisor, is a launch that never happened:
  *    removed).
@@ -40,8 +40,8 @@
  *    `log` and fsyncs the directory. It runs inside the writer between batches, so no append
  *    interleaves; a crash leaves the old or the new log, each complete.
  */
-import { close, fsync, open, unlink, write } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { close, fchmod, fsync, open, unlink, write } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../proto/errors.js';
@@ -49,7 +49,6 @@ import { logger, type Logger } from '../proto/log.js';
 import type { FrameworkInfo, StatusUpdateMessage, TaskInfo } from '../proto/types.js';
 import type { ContainerRecord } from './containerizer/types.js';
 import { idError } from '../proto/ids.js';
-import { readCmdline, scanProc } from './proc.js';
 
 export interface AgentCheckpoint {
   agent_id: string;
@@ -114,6 +113,12 @@ export interface CheckpointOptions {
   log?: Logger;
   /** Compact once the log exceeds this size and 4× its live content (default 4 MiB). */
   compactBytes?: number;
+  /**
+   * A write or fsync of the log failed. The log may now end in a partial record and nothing
+   * more can be made durable: every later append is rejected, and the owner must stop (the
+   * agent exits and recovers, which drops the torn tail).
+   */
+  onFatal?: (err: Error) => void;
 }
 
 const key = (fid: string, tid: string): string => `${fid}\u0000${tid}`;
@@ -136,6 +141,9 @@ export class Checkpoint {
   private liveBytes = 0;
   private readonly frameworkLines = new Map<string, string>();
   private readonly mirror = new Map<string, Mirror>();
+  /** Set by the first failed write: nothing is appended after it (see onFatal). */
+  private failed: Error | undefined;
+  private readonly onFatal: ((e: Error) => void) | undefined;
   /** Counters for tests and /state. */
   readonly stats = { batches: 0, fsyncs: 0, records: 0, compactions: 0 };
 
@@ -146,16 +154,19 @@ export class Checkpoint {
     this.strict = opts.strict ?? true;
     this.log = opts.log ?? logger('checkpoint');
     this.compactBytes = opts.compactBytes ?? 4 * 1024 * 1024;
+    this.onFatal = opts.onFatal;
   }
 
   /** A container's run path: its supervisor writes `<runDir>.exit` (meta/runs/ exists once the log is open). */
   runDir(containerId: string): string { return join(this.runsDir, containerId); }
 
   async writeAgent(cp: AgentCheckpoint): Promise<void> {
+    if (this.closed) return; // a stopped agent writes nothing (its work dir may be gone)
     await this.ensureOpen();
     const file = join(this.metaDir, 'agent.json');
     const tmp = `${file}.tmp`;
-    await writeFile(tmp, JSON.stringify(cp));
+    await writeFile(tmp, JSON.stringify(cp), { mode: 0o600 });
+    await chmod(tmp, 0o600); // a tmp left by a crash keeps its old mode through writeFile
     await fsyncPath(tmp);
     await rename(tmp, file);
     await fsyncPath(this.metaDir);
@@ -181,12 +192,12 @@ export class Checkpoint {
   }
 
   /**
-   * The container record is a cache, not a source of truth: a supervisor names its run path in its
-   * argv, so recovery finds it without this record (see Agent.recoverInterruptedLaunch). It is
-   * therefore not fsynced on its own (it becomes durable with the next synced batch).
+   * The container record is the supervisor's identity (pid + start time + boot id): recovery
+   * recognises a supervisor by it and by nothing else. It is durable before the task's RUNNING
+   * is (both go in the same synced batch), so a task the framework sees running is always found.
    */
   writeContainer(fid: string, tid: string, record: ContainerRecord): Promise<void> {
-    return this.appendFor(fid, tid, [JSON.stringify({ t: 'ctr', f: fid, k: tid, r: record } satisfies LogRecord)], false);
+    return this.appendFor(fid, tid, [JSON.stringify({ t: 'ctr', f: fid, k: tid, r: record } satisfies LogRecord)], true);
   }
 
   /** Appends stream records; `sync` = durable before resolving (required before an update is sent). */
@@ -308,6 +319,7 @@ export class Checkpoint {
 
   /** Queues lines for the writer; the promise settles when their batch is written (and fsynced if `sync`). */
   private append(lines: string[], sync: boolean): Promise<void> {
+    if (this.failed) return Promise.reject(new BerthError('IO', `checkpoint log unusable after a failed write: ${this.failed.message}`));
     if (this.closed) {
       this.log.debug({ records: lines.length }, 'Checkpoint closed: dropping late records');
       return Promise.resolve();
@@ -344,11 +356,17 @@ export class Checkpoint {
           for (const p of batch) p.resolve();
         } catch (e) {
           this.log.error({ err: (e as Error).message, records: batch.length }, 'Cannot write the checkpoint log');
+          this.failed ??= e as Error;
           for (const p of batch) p.reject(e as Error);
+          for (const p of this.queue.splice(0)) p.reject(e as Error);
+          if (!this.closed) this.onFatal?.(e as Error);
+          return;
         }
       }
     } catch (e) {
       for (const p of this.queue.splice(0)) p.reject(e as Error);
+      this.failed ??= e as Error;
+      if (!this.closed) this.onFatal?.(e as Error);
     } finally {
       this.writing = false;
       if (this.queue.length > 0) { this.writing = true; setImmediate(() => void this.writeLoop()); }
@@ -360,7 +378,9 @@ export class Checkpoint {
     for (const m of this.mirror.values()) parts.push(...m.lines);
     const data = parts.length > 0 ? parts.join('\n') + '\n' : '';
     const tmp = `${this.logFile}.tmp`;
-    await writeFile(tmp, data);
+    // Private like the log it replaces: it holds every live TaskInfo, environment secrets included.
+    await writeFile(tmp, data, { mode: 0o600 });
+    await chmod(tmp, 0o600);
     await fsyncPath(tmp);
     await rename(tmp, this.logFile);
     await fsyncPath(this.metaDir);
@@ -378,13 +398,16 @@ export class Checkpoint {
   /** Creates meta/ and meta/runs/ (durably, once) and opens the log for appending. */
   private ensureOpen(): Promise<void> {
     this.opening ??= (async () => {
-      const made = await mkdir(this.runsDir, { recursive: true });
+      const made = await mkdir(this.runsDir, { recursive: true, mode: 0o700 });
       if (made !== undefined) {
         // Fsync the parents of what was created so the directories survive a crash.
         await fsyncPath(this.metaDir);
         await fsyncPath(this.workDir);
       }
+      // Private whatever an earlier version left: meta/ holds TaskInfos with their secrets.
+      await Promise.all([chmod(this.metaDir, 0o700), chmod(this.runsDir, 0o700)]);
       this.fd = await openFd(this.logFile);
+      await new Promise<void>((resolve, reject) => fchmod(this.fd, 0o600, (e) => (e ? reject(e) : resolve())));
     })();
     return this.opening;
   }
@@ -398,11 +421,14 @@ export class Checkpoint {
       if (t.task) known.add(t.task.container_id);
       if (t.container) known.add(t.container.containerId);
     }
-    /** Traces of containers without a task record: exit records, old-style run dirs, live supervisors. */
-    const traces = new Map<string, { files: string[]; dir: boolean; pids: number[] }>();
-    const trace = (cid: string): { files: string[]; dir: boolean; pids: number[] } => {
+    /**
+     * Traces of containers without a task record: exit records and old-style run dirs. Processes
+     * are never taken as traces: their argv is theirs to choose (a task could name any run path).
+     */
+    const traces = new Map<string, { files: string[]; dir: boolean }>();
+    const trace = (cid: string): { files: string[]; dir: boolean } => {
       let t = traces.get(cid);
-      if (!t) { t = { files: [], dir: false, pids: [] }; traces.set(cid, t); }
+      if (!t) { t = { files: [], dir: false }; traces.set(cid, t); }
       return t;
     };
     for (const n of names) {
@@ -410,30 +436,16 @@ export class Checkpoint {
       if (known.has(cid)) continue;
       if (cid === n) trace(cid).dir = true; else trace(cid).files.push(n);
     }
-    // A running supervisor has written nothing here yet: find it by the run path in its argv.
-    const prefix = `${this.runsDir}/`;
-    const snap = scanProc();
-    for (const st of snap.byPid.values()) {
-      if (st.sid !== st.pid || st.state === 'Z') continue;
-      const arg = readCmdline(st.pid).find((a) => a.startsWith(prefix));
-      if (arg === undefined) continue;
-      const cid = arg.slice(prefix.length);
-      if (!known.has(cid) && !cid.includes('/')) trace(cid).pids.push(st.pid);
-    }
     for (const [cid, t] of traces) {
       const dir = this.runDir(cid);
       const inDir = t.dir ? await readdir(dir).catch(() => [] as string[]) : [];
-      if (t.pids.length === 0 && t.files.length === 0 && inDir.length === 0) {
+      if (t.files.length === 0 && inDir.length === 0) {
         // An empty run dir of an earlier agent: a launch that never happened.
         if (t.dir) await rm(dir, { recursive: true, force: true });
         continue;
       }
-      const what = t.pids.length > 0 ? `supervisor pid ${t.pids.join(',')}` : [...t.files, ...inDir.map((f) => `${cid}/${f}`)].join(',');
+      const what = [...t.files, ...inDir.map((f) => `${cid}/${f}`)].join(',');
       this.bad(state, this.logFile, `container ${cid} has a run record (${what}) but no task record: records were lost (truncated or replaced log)`);
-      // Non-strict: nothing can manage this container; it must not keep running unseen.
-      for (const pid of t.pids) {
-        for (const p of snap.bySid.get(pid) ?? []) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
-      }
       await Promise.all([
         rm(dir, { recursive: true, force: true }),
         ...t.files.map((f) => rm(join(this.runsDir, f), { force: true })),

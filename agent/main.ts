@@ -7,7 +7,7 @@
  * module is loaded dynamically so the agent builds and runs without it; the
  * choice and its reason are logged.
  */
-import { Command } from 'commander';
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { BerthError } from '../proto/errors.js';
 import { logger, type Logger } from '../proto/log.js';
@@ -23,7 +23,7 @@ import { PosixContainerizer } from './containerizer/posix.js';
 export type ContainerizerChoice = 'posix' | 'linux' | 'auto';
 
 /** Agent flags that shape linux isolation (`--cgroups-enable-cfs`, `--pids-max`, `--allow-host-root`, …). */
-export type LinuxIsolationOptions = Pick<LinuxContainerizerOptions, 'enableCfs' | 'pidsMax' | 'allowHostRoot' | 'allowedUsers' | 'uidRange' | 'capabilities'>;
+export type LinuxIsolationOptions = Pick<LinuxContainerizerOptions, 'enableCfs' | 'pidsMax' | 'pidsMaxTotal' | 'allowHostRoot' | 'allowedUsers' | 'uidRange' | 'capabilities'>;
 
 export interface StartAgentOptions {
   /** Master address `host:port` (ignored when `dialer` is given). */
@@ -40,12 +40,18 @@ export interface StartAgentOptions {
   hostname?: string;
   /** Default 'auto'. */
   containerizer?: ContainerizerChoice;
-  /** linux: name of Berth's cgroup sub-hierarchy (default 'berth'); tests and benches use a private one. */
+  /**
+   * linux: this agent's cgroup root (default `defaultCgroupRoot(workDir)`). Recovery destroys
+   * unknown cgroups under it, so no two agents may share one.
+   */
   cgroupRoot?: string;
   /** Isolation settings of the linux containerizer (ignored by posix). */
   isolation?: LinuxIsolationOptions;
   /** Default true; false = recover what is readable from a damaged checkpoint. */
   strict?: boolean;
+  /** Sandbox GC: delay after a task's end (default one week) and disk watermark (default 0.9). */
+  gcDelayMs?: number;
+  diskWatermarkGc?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -100,6 +106,16 @@ export async function chooseContainerizer(choice: ContainerizerChoice, workDir: 
   return new PosixContainerizer({ log: log.child({ component: 'posix' }) });
 }
 
+/**
+ * The cgroup root an agent owns by default: `berth/agent-<hash of its work dir>`. Distinct work
+ * dirs give distinct roots, so agents on one host never see (or destroy) each other's
+ * containers, and an agent restarted on the same work dir finds — and alone cleans — the root
+ * its predecessor left.
+ */
+export function defaultCgroupRoot(workDir: string): string {
+  return `berth/agent-${createHash('sha256').update(resolve(workDir)).digest('hex').slice(0, 16)}`;
+}
+
 /** Starts an agent; resolves once it is recovered and its HTTP server is up (registration proceeds in the background). */
 export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent> {
   const log = opts.log ?? logger('agent');
@@ -109,11 +125,12 @@ export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent>
     if (!opts.master) throw new BerthError('INVALID', 'startAgent: give --master HOST:PORT (or a dialer)');
     dialer = new WsDialer(opts.master);
   }
-  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log, opts.cgroupRoot, opts.isolation);
+  const containerizer = await chooseContainerizer(opts.containerizer ?? 'auto', workDir, log, opts.cgroupRoot ?? defaultCgroupRoot(workDir), opts.isolation);
   const agent = new Agent({
     dialer, workDir, containerizer, log,
     resources: opts.resources, attributes: opts.attributes, hostname: opts.hostname,
     httpHost: opts.host, httpPort: opts.port, strict: opts.strict ?? true, clock: opts.clock,
+    gcDelayMs: opts.gcDelayMs, diskWatermarkGc: opts.diskWatermarkGc,
   });
   try {
     await agent.start();
@@ -122,38 +139,4 @@ export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent>
     throw e;
   }
   return { agent, endpoint: agent.endpoint, stop: (o) => agent.stop(o) };
-}
-
-/**
- * `berth agent --master HOST:PORT --work-dir DIR [--port N] [--host ADDR] [--resources R]
- *  [--attributes A] [--hostname H] [--containerizer posix|linux|auto] [--no-strict]`.
- * Runs until SIGINT/SIGTERM (tasks keep running after the agent exits).
- */
-export async function runAgentFromArgs(argv: string[]): Promise<StartedAgent> {
-  const cmd = new Command('berth agent')
-    .requiredOption('--master <host:port>', 'master address')
-    .requiredOption('--work-dir <dir>', 'work directory (sandboxes, checkpoints)')
-    .option('--port <n>', 'agent HTTP port (0 = ephemeral)', '5051')
-    .option('--host <addr>', 'address the agent HTTP server binds', '127.0.0.1')
-    .option('--resources <text>', "resources, Mesos text form: 'cpus:4;mem:8192;ports:[31000-32000]'")
-    .option('--attributes <text>', "attributes: 'rack:r1;zone:a'")
-    .option('--hostname <name>', 'hostname to advertise')
-    .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
-    .option('--no-strict', 'recover what is readable from a damaged checkpoint instead of failing')
-    .exitOverride();
-  cmd.parse(argv, { from: 'user' });
-  const o = cmd.opts<{ master: string; workDir: string; port: string; host: string; resources?: string; attributes?: string; hostname?: string; containerizer: string; strict: boolean }>();
-  if (!['posix', 'linux', 'auto'].includes(o.containerizer)) throw new BerthError('INVALID', `--containerizer must be posix, linux or auto (got '${o.containerizer}')`);
-  const port = Number(o.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new BerthError('INVALID', `--port: '${o.port}' is not a port number`);
-  const started = await startAgent({
-    master: o.master, workDir: o.workDir, port, host: o.host, resources: o.resources, attributes: o.attributes,
-    hostname: o.hostname, containerizer: o.containerizer as ContainerizerChoice, strict: o.strict,
-  });
-  const onSignal = (sig: NodeJS.Signals): void => {
-    void started.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return started;
 }

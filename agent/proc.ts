@@ -173,3 +173,13 @@ export class ProcTable {
     return this.last;
   }
 }
+
+/** Whether `pid` has a SIGTERM handler (SigCgt bit 15); a pid-namespace init without one never sees SIGTERM from outside. */
+export function catchesSigterm(pid: number): boolean {
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n;
+  } catch {
+    return false;
+  }
+}

@@ -52,8 +52,10 @@ interface Stream {
   chain: Promise<void>;
   attempt: number;
   timer?: TimerHandle;
-  /** A terminal update was produced; nothing may follow it. */
+  /** A terminal update is durable; nothing may follow it. */
   terminated: boolean;
+  /** A terminal update is being made durable. */
+  terminating?: boolean;
 }
 
 /** A fresh uuid for a status update (16 bytes, base64). */
@@ -89,16 +91,26 @@ export class StatusUpdateManager {
     const fid = u.framework_id.value;
     const tid = u.status.task_id.value;
     const s = this.stream(fid, tid);
-    if (s.terminated) {
+    if (s.terminated || s.terminating) {
       this.log.warn({ framework: fid, task: tid, state: u.status.state }, 'Ignoring update after a terminal one');
       return;
     }
     u.status.uuid ??= newUuid();
-    if (isTerminal(u.status.state)) s.terminated = true;
-    s.latest = u;
+    const terminal = isTerminal(u.status.state);
+    // Durable before visible: the stream counts as terminated (and the update as its latest, which
+    // reregistration reports) only once the append is durable. Meanwhile `terminating` keeps
+    // later updates out; a failed append lifts it, so nothing claims an end that was not recorded.
+    if (terminal) s.terminating = true;
     const done = s.chain.then(() => this.opts.journal.appendUpdates(fid, tid, [{ type: 'update', update: u }], true));
     s.chain = done.catch(() => undefined);
-    await done;
+    try {
+      await done;
+    } catch (e) {
+      if (terminal) s.terminating = false;
+      throw e;
+    }
+    if (terminal) s.terminated = true;
+    s.latest = u;
     s.pending.push(u);
     if (s.pending.length === 1) this.sendHead(s);
   }

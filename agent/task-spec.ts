@@ -139,7 +139,11 @@ export function sandboxPath(workDir: string, fid: string, eid: string, cid: stri
   return join(workDir, 'frameworks', fid, 'executors', eid, 'runs', cid);
 }
 
-export function containerSpec(opts: EnvInput & { runDir: string }): ContainerSpec {
+/**
+ * The container of a command task. Its user is CommandInfo.user, else FrameworkInfo.user (Mesos);
+ * with neither, the agent's own user.
+ */
+export function containerSpec(opts: EnvInput & { runDir: string; frameworkUser?: string }): ContainerSpec {
   const c = opts.task.command!;
   const spec: ContainerSpec = {
     containerId: opts.containerId,
@@ -150,7 +154,8 @@ export function containerSpec(opts: EnvInput & { runDir: string }): ContainerSpe
     limits: taskLimits(opts.task),
     hostname: opts.task.container?.hostname ?? opts.task.task_id.value,
   };
-  if (c.user !== undefined) spec.user = c.user;
+  const user = c.user || opts.frameworkUser;
+  if (user) spec.user = user;
   return spec;
 }
 

@@ -1,6 +1,32 @@
 /** `berth state`: a readable summary of /state — agents with used/total, frameworks, tasks by state. */
-
+import http from 'node:http';
+import https from 'node:https';
+import { basicAuthorization, findCredential, findTls } from '../proto/transport/credentials.js';
 import { clusterSection } from './cluster.js';
+
+export interface StateClientOptions { credentialFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string }
+
+/** GET `url` with the credential and TLS options; resolves status and body. */
+function get(url: string, o: StateClientOptions): Promise<{ status: number; body: string }> {
+  const credential = findCredential({ file: o.credentialFile });
+  const tls = findTls({ ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey });
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(u, {
+      method: 'GET',
+      headers: credential ? { authorization: basicAuthorization(credential) } : {},
+      ...(u.protocol === 'https:' && tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}),
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 interface Res { cpus?: number; mem?: number; disk?: number; gpus?: number; ports?: string }
 interface StateJson {
@@ -19,20 +45,21 @@ const usage = (u: Usage) => `mem ${mib(u.mem_total_bytes ?? u.mem_rss_bytes)}/${
 
 const fmt = (r: Res) => `cpus ${r.cpus ?? 0}  mem ${r.mem ?? 0} MiB  disk ${r.disk ?? 0} MiB${r.gpus ? `  gpus ${r.gpus}` : ''}`;
 
-export async function printState(master: string, json: boolean): Promise<void> {
+export async function printState(master: string, json: boolean, client: StateClientOptions = {}): Promise<void> {
   let base = /^[a-z]+:\/\//.test(master) ? master : `http://${master}`;
   // Cluster mode: name the leader and standbys, then read the leader's state.
   const cluster: string[] = [];
   const leaderUrl = json ? undefined : await clusterSection(base.replace(/\/$/, ''), cluster);
   if (leaderUrl) base = leaderUrl;
-  let res: Response;
+  let res: { status: number; body: string };
   try {
-    res = await fetch(`${base.replace(/\/$/, '')}/state`);
+    res = await get(`${base.replace(/\/$/, '')}/state`, client);
   } catch (e) {
     throw new Error(`cannot reach the master at ${base} (--master): ${(e as Error).message}`);
   }
-  if (!res.ok) throw new Error(`master at ${base} answered ${res.status}`);
-  const s = (await res.json()) as StateJson;
+  if (res.status === 401) throw new Error(`master at ${base} needs credentials: give --credential FILE (or BERTH_CREDENTIAL)`);
+  if (res.status !== 200) throw new Error(`master at ${base} answered ${res.status}: ${res.body.slice(0, 200)}`);
+  const s = JSON.parse(res.body) as StateJson;
   if (json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
   const out: string[] = [...cluster];
   out.push(`master ${s.id}  (${base})`);

@@ -18,6 +18,10 @@ export interface UpOptions {
   host: string;
   workDir: string;
   containerizer: string;
+  /** Master security flags (see cli/main.ts securityFlags); loopback needs none. */
+  security?: Record<string, unknown>;
+  /** Credential file handed to the agents when they must authenticate. */
+  credential?: string;
 }
 
 /**
@@ -39,40 +43,85 @@ export function splitHost(n: number, workDir: string): string[] {
   return out;
 }
 
+/** Each agent of `berth up` gets 64 blocks of 65,536 host ids for its root containers. */
+const USERNS_POOL_START = 1 << 20;
+const USERNS_POOL_SIZE = 64 * 65_536;
+
 export async function runUp(opts: UpOptions): Promise<void> {
   const log = logger('up');
   const workDir = path.resolve(opts.workDir);
   mkdirSync(workDir, { recursive: true });
   const { startMaster } = await import('../master/main.js');
-  const m = await startMaster({ workDir, port: opts.port, host: opts.host });
+  const m = await startMaster({ workDir, port: opts.port, host: opts.host, ...opts.security });
   const masterAddr = `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${m.port}`;
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-  const children: ChildProcess[] = [];
   const shares = splitHost(opts.agents, workDir);
-  for (let i = 0; i < opts.agents; i++) {
-    const args = [cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
-      '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit'];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('exit', (code, sig) => { if (!stopping) log.warn({ agent: i, code, signal: sig }, 'agent process exited'); });
-    children.push(child);
-  }
+  let stopping = false;
+  const agents = Array.from({ length: opts.agents }, (_, i) => new AgentProcess(i, () => [
+    cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
+    '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit',
+    ...(opts.credential ? ['--credential', path.resolve(opts.credential)] : []),
+    // Disjoint id pools: no two agents' root containers ever share a host uid.
+    '--userns-uid-range', `${USERNS_POOL_START + i * USERNS_POOL_SIZE}:${USERNS_POOL_SIZE}`,
+  ], log, () => stopping));
+  for (const a of agents) a.start();
   process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n  stop:   Ctrl-C\n\n`);
 
-  let stopping = false;
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     process.stderr.write('stopping agents and their tasks…\n');
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
-      const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
-      c.once('exit', () => { clearTimeout(t); resolve(); });
-      c.kill('SIGTERM');
-    })));
+    await Promise.all(agents.map((a) => a.stop()));
     await m.stop();
     process.stderr.write('stopped\n');
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/** Restart delays of a dead agent: 0.5 s doubling to 30 s; back to 0.5 s once it ran a minute. */
+export const RESTART_BACKOFF = { firstMs: 500, maxMs: 30_000, stableMs: 60_000 } as const;
+
+/**
+ * One agent child of `berth up`, kept running as a service manager would: an agent that dies
+ * (crash, OOM kill, SIGKILL) is started again on the same work dir after a backoff, and the new
+ * process recovers the tasks its predecessor left running (they outlive it under their shims).
+ * Stopping (Ctrl-C) sends SIGTERM, so `--cleanup-on-exit` takes the tasks down with it.
+ */
+class AgentProcess {
+  private child: ChildProcess | undefined;
+  private delayMs: number = RESTART_BACKOFF.firstMs;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly index: number,
+    private readonly args: () => string[],
+    private readonly log: ReturnType<typeof logger>,
+    private readonly stopping: () => boolean,
+  ) {}
+
+  start(): void {
+    const startedAt = Date.now();
+    const child = spawn(process.execPath, this.args(), { stdio: ['ignore', 'inherit', 'inherit'] });
+    this.child = child;
+    child.once('exit', (code, signal) => {
+      if (this.stopping()) return;
+      if (Date.now() - startedAt >= RESTART_BACKOFF.stableMs) this.delayMs = RESTART_BACKOFF.firstMs;
+      this.log.warn({ agent: this.index, pid: child.pid, code, signal, restartInMs: this.delayMs }, 'agent process exited; restarting it');
+      this.timer = setTimeout(() => { this.timer = undefined; if (!this.stopping()) this.start(); }, this.delayMs);
+      this.delayMs = Math.min(this.delayMs * 2, RESTART_BACKOFF.maxMs);
+    });
+  }
+
+  stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    const c = this.child;
+    return new Promise<void>((resolve) => {
+      if (!c || c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+      const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.kill('SIGTERM');
+    });
+  }
 }

@@ -55,14 +55,19 @@ export class Agents {
     return 0;
   }
 
-  /** Agents known from the registry after a restart: they must reregister. */
-  recover(agents: Map<string, AgentInfo>): void {
-    this.recoveredAtStart = agents.size;
-    for (const id of agents.keys()) this.recovered.add(id);
+  /**
+   * Agents known from the registry after a restart: they must reregister. Those already
+   * unreachable stay so (with their time), and may come back.
+   */
+  recover(agents: Map<string, AgentInfo>, unreachable: Map<string, number> = new Map()): void {
+    // Only agents that may come back count for the recovery wait and the unanswered reconciliation.
+    for (const id of agents.keys()) if (!unreachable.has(id)) this.recovered.add(id);
+    this.recoveredAtStart = this.recovered.size;
     for (const [id, info] of agents) {
+      const at = unreachable.get(id);
       this.byId.set(id, {
-        id, info, total: Resources.from(info.resources), status: 'RECOVERED', missedPings: 0,
-        registeredAt: this.ctx.startedAt, tasks: new Map(), offers: new Set(),
+        id, info, total: Resources.from(info.resources), status: at === undefined ? 'RECOVERED' : 'UNREACHABLE', missedPings: 0,
+        registeredAt: this.ctx.startedAt, unreachableAt: at, tasks: new Map(), offers: new Set(),
       });
     }
   }
@@ -87,9 +92,15 @@ export class Agents {
       if (err) throw new BerthError('INVALID', err);
     }
     let agent = id ? this.byId.get(id) : undefined;
+    // An id held by a live, authenticated connection is that agent's: another connection
+    // cannot take it over (it would drop the real agent's link and speak for its tasks).
+    if (agent?.conn && agent.conn !== conn && !agent.conn.closed && agent.principal !== undefined) {
+      throw new BerthError('FORBIDDEN', `agent ${id} is registered on a live authenticated connection; refusing a second registration under its id`);
+    }
     if (!id) id = `${ctx.id}-S${this.nextAgent++}`;
     const infoWithId: AgentInfo = { ...info, id: { value: id } };
-    if (!agent) await ctx.registry.append({ type: 'agent_admitted', agent_id: id, info: infoWithId, at: ctx.clock.now() });
+    // Durable before the agent is told: a new agent, or one coming back from unreachable.
+    if (!agent || agent.status === 'UNREACHABLE') await ctx.registry.append({ type: 'agent_admitted', agent_id: id, info: infoWithId, at: ctx.clock.now() });
     if (ctx.stopped || conn.closed) return id;
 
     const wasActive = agent?.status === 'ACTIVE' || agent?.status === 'DISCONNECTED';
@@ -223,6 +234,7 @@ export class Agents {
         if (now - ctx.startedAt >= ctx.opts.agentReregisterTimeoutMs) this.markUnreachable(agent, 'did not reregister after master failover');
         continue;
       }
+      if (agent.status === 'UNREACHABLE') continue;
       if (agent.status !== 'ACTIVE' && agent.status !== 'DISCONNECTED') continue;
       if (agent.missedPings >= ctx.opts.maxMissedPings) {
         this.markUnreachable(agent, `missed ${agent.missedPings} pings`);
@@ -231,16 +243,75 @@ export class Agents {
       agent.missedPings++;
       agent.conn?.send({ version: AGENT_PROTOCOL_VERSION, ping: { seq: now } });
     }
+    this.pruneUnreachable(now);
   }
 
+  /**
+   * The registry's bounds on agents that are gone (Mesos --registry_max_agent_age and
+   * --registry_max_agent_count): unreachable longer than the age, or beyond the count (oldest
+   * first), they are removed for good — durably first.
+   */
+  private pruneUnreachable(now: number): void {
+    const ctx = this.ctx;
+    const gone = [...this.byId.values()].filter((a) => a.status === 'UNREACHABLE' && !a.removing).sort((a, b) => (a.unreachableAt ?? 0) - (b.unreachableAt ?? 0));
+    const excess = gone.length - ctx.opts.registryMaxAgentCount;
+    gone.forEach((a, i) => {
+      const tooOld = now - (a.unreachableAt ?? now) > ctx.opts.registryMaxAgentAgeMs;
+      if (tooOld || i < excess) void this.remove(a, tooOld ? 'unreachable longer than --registry-max-agent-age' : 'beyond --registry-max-agent-count');
+    });
+  }
+
+  /** Forgets an unreachable agent: `agent_removed` is durable before its tasks are reported gone. */
+  private async remove(agent: AgentRec, why: string): Promise<void> {
+    const ctx = this.ctx;
+    agent.removing = true;
+    try {
+      await ctx.registry.append({ type: 'agent_removed', agent_id: agent.id, at: ctx.clock.now() });
+    } catch (e) {
+      agent.removing = false;
+      ctx.log.error({ agent_id: agent.id, err: (e as Error).message }, 'agent removal not persisted; will retry');
+      return;
+    }
+    if (this.byId.get(agent.id) !== agent || agent.status !== 'UNREACHABLE') return; // it came back meanwhile
+    this.byId.delete(agent.id);
+    ctx.counters.agentsRemoved++;
+    for (const [k, task] of agent.tasks) {
+      agent.tasks.delete(k);
+      const fw = ctx.frameworks.get(task.frameworkId);
+      fw?.tasks.delete(task.id);
+      const state: TaskState = fw?.partitionAware ? 'TASK_GONE' : 'TASK_LOST';
+      task.state = state;
+      ctx.tasks.complete(task);
+      ctx.tasks.countTerminal(state);
+      if (fw) ctx.tasks.sendUpdate(fw, ctx.tasks.masterStatus(task, state, 'REASON_AGENT_REMOVED', `Agent ${agent.id} was removed: ${why}`));
+    }
+    ctx.log.warn({ agent_id: agent.id, why }, 'agent removed');
+  }
+
+  /**
+   * The agent is gone for now: no offers from it, its link cut; once that is durable, its
+   * frameworks hear TASK_UNREACHABLE (partition-aware) or TASK_LOST for each of its tasks.
+   */
   private markUnreachable(agent: AgentRec, why: string): void {
     const ctx = this.ctx;
     const wasInAllocator = agent.status === 'ACTIVE' || agent.status === 'DISCONNECTED';
     agent.status = 'UNREACHABLE';
-    agent.unreachableAt = ctx.clock.now();
+    const at = ctx.clock.now();
+    agent.unreachableAt = at;
     ctx.counters.agentsUnreachable++;
     for (const oid of [...agent.offers]) ctx.offers.rescind(oid, 'agent unreachable');
-    const nanos = agent.unreachableAt * 1e6;
+    if (wasInAllocator) ctx.allocator.removeAgent(agent.id);
+    agent.conn?.close('marked unreachable');
+    agent.conn = undefined;
+    ctx.registry.append({ type: 'agent_unreachable', agent_id: agent.id, at }).then(
+      () => { if (agent.status === 'UNREACHABLE' && agent.unreachableAt === at) this.reportUnreachable(agent, why); },
+      (e: Error) => ctx.log.error({ agent_id: agent.id, err: e.message }, 'agent unreachability not persisted; its frameworks are not told'),
+    );
+  }
+
+  private reportUnreachable(agent: AgentRec, why: string): void {
+    const ctx = this.ctx;
+    const nanos = agent.unreachableAt! * 1e6;
     for (const task of agent.tasks.values()) {
       if (isTerminal(task.state) || task.state === 'TASK_UNREACHABLE') continue;
       task.state = 'TASK_UNREACHABLE';
@@ -252,9 +323,6 @@ export class Agents {
       st.unreachable_time = { nanoseconds: nanos };
       ctx.tasks.sendUpdate(fw, st);
     }
-    if (wasInAllocator) ctx.allocator.removeAgent(agent.id);
-    agent.conn?.close('marked unreachable');
-    agent.conn = undefined;
     ctx.log.warn({ agent_id: agent.id, why, tasks: agent.tasks.size }, 'agent unreachable');
   }
 }

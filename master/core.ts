@@ -75,6 +75,8 @@ export interface Limits {
   reconcileTasks: number;
   /** Bytes of one FrameworkInfo as stored in the registry. */
   frameworkInfoBytes: number;
+  /** A native connection that has not subscribed / registered within this time is closed. */
+  handshakeTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -84,6 +86,7 @@ export const DEFAULT_LIMITS: Limits = {
   rolesPerFramework: 100,
   reconcileTasks: 10_000,
   frameworkInfoBytes: 64 << 10,
+  handshakeTimeoutMs: 10_000,
 };
 
 export type ResolvedOptions = Required<Pick<MasterOptions,

@@ -60,6 +60,10 @@ export class Master {
   /** The parts, for transports and tests that need one directly. */
   readonly parts: Pick<MasterContext, 'agents' | 'frameworks' | 'offers' | 'tasks' | 'allocation'>;
   readonly view: StateView;
+  /** The bounds in force. */
+  get limits(): MasterContext['limits'] { return this.ctx.limits; }
+  /** Who may do what (ACLs); the edge's operator endpoints ask it too. */
+  get authorizer(): MasterContext['authorizer'] { return this.ctx.authorizer; }
   /** Transports refuse unauthenticated framework / agent connections when set. */
   authenticateFrameworks = false;
   authenticateAgents = false;
@@ -123,7 +127,7 @@ export class Master {
     const state = await this.registry.load();
     await this.registry.append({ type: 'master_started', master_id: ctx.id, at: ctx.startedAt });
     ctx.frameworks.recover(state.frameworks, state.removedFrameworks);
-    ctx.agents.recover(state.agents);
+    ctx.agents.recover(state.agents, state.unreachable);
     this.log.info({ master_id: ctx.id, frameworks: state.frameworks.size, agents: state.agents.size, starts: state.starts }, 'master started');
     ctx.allocation.start();
     ctx.agents.start();

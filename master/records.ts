@@ -68,6 +68,8 @@ export interface AgentRec {
   missedPings: number;
   registeredAt: number;
   unreachableAt?: number;
+  /** Its removal is being written; it is not pruned twice. */
+  removing?: boolean;
   /** `${frameworkId}\u0000${taskId}` → task. */
   tasks: Map<string, TaskRec>;
   offers: Set<string>;

@@ -86,7 +86,9 @@ export class Tasks {
 
     // 2. The tasks, in order; each valid one claims its resources from what remains.
     let remaining = offered;
-    const liveIds = new Set(fw.tasks.keys());
+    // fw.tasks gains each task as it is accepted, so it also catches duplicates within this ACCEPT
+    // (a copy per ACCEPT would cost O(live tasks) each time).
+    const liveIds = fw.tasks;
     let budget = ctx.limits.tasksPerPrincipal - this.liveTasksOf(fw.info.principal);
     for (const t of launches) {
       let err = validateTask(t, { agentId: agent.id, role, liveTaskIds: liveIds, remaining });
@@ -107,7 +109,6 @@ export class Tasks {
       budget--;
       const need = Resources.from(t.resources);
       remaining = remaining.subtract(need);
-      liveIds.add(t.task_id.value);
       const resources = (t.resources ?? []).map((r) => (r.allocation_info ? r : { ...r, allocation_info: { role } }));
       const task: TaskRec = {
         id: t.task_id.value, name: t.name, frameworkId: fw.id, agentId: agent.id, role, state: 'TASK_STAGING',

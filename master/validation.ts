@@ -10,6 +10,10 @@ import type { Call, CheckInfo, CommandInfo, FrameworkInfo, HealthCheck, Resource
 import { isUuidBase64 } from '../proto/uuid.js';
 import { idError } from '../proto/ids.js';
 
+/** Mesos' minimum allocatable resources (MIN_CPUS, MIN_MEM). */
+export const MIN_TASK_CPUS = 0.01;
+export const MIN_TASK_MEM = 32;
+
 /** Why a list of task resources is unusable, or undefined. */
 export function resourcesError(field: string, list: Resource[] | undefined): string | undefined {
   if (!list || list.length === 0) return `${field} must not be empty`;
@@ -37,6 +41,12 @@ export function resourcesError(field: string, list: Resource[] | undefined): str
   }
   const hasCpuOrMem = list.some((r) => r.name === 'cpus' || r.name === 'mem');
   if (!hasCpuOrMem) return `${field} must include cpus or mem`;
+  // Mesos' minimum allocatable amount: a task holds at least 0.01 cpus or 32 MB, so a flood
+  // of near-empty tasks cannot exhaust an agent's process and bookkeeping budget.
+  const sum = (name: string): number => list.reduce((n, r) => n + (r.name === name && r.type === 'SCALAR' ? r.scalar?.value ?? 0 : 0), 0);
+  if (sum('cpus') < MIN_TASK_CPUS && sum('mem') < MIN_TASK_MEM) {
+    return `${field} must hold at least ${MIN_TASK_CPUS} cpus or ${MIN_TASK_MEM} MB mem (got cpus ${sum('cpus')}, mem ${sum('mem')})`;
+  }
   return undefined;
 }
 
@@ -44,7 +54,7 @@ export interface TaskContext {
   agentId: string;
   role: string;
   /** Task ids of the framework that are live, plus those earlier in the same ACCEPT. */
-  liveTaskIds: Set<string>;
+  liveTaskIds: { has(taskId: string): boolean };
   /** What is still unclaimed of the offers being accepted. */
   remaining: Resources;
 }

@@ -190,6 +190,17 @@ export class PosixContainerizer implements Containerizer {
       throw new BerthError('UNSUPPORTED', `the posix containerizer cannot switch to user '${spec.user}' (agent runs as '${currentUser()}')`);
     }
     if (!/^[A-Za-z0-9_.:@+=-]+$/.test(spec.containerId)) throw new BerthError('INVALID', `invalid container id '${spec.containerId}'`);
+    if (spec.beforeExec) {
+      // The pre-start hook needs the sandbox first; the supervisor's own mkdir (-m) then finds it.
+      try {
+        await prepareSandbox(spec.sandbox);
+        await spec.beforeExec({ sandbox: spec.sandbox, owner: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } });
+      } catch (e) {
+        const wrapped = new BerthError(e instanceof BerthError ? e.code : 'IO', `launch of container ${spec.containerId} failed: ${(e as Error).message}`);
+        (wrapped as Error & { cause?: unknown }).cause = e;
+        throw wrapped;
+      }
+    }
     if (this.shim) {
       const record = await this.launchViaShim(this.shim, spec);
       this.ensureSampler();

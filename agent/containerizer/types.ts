@@ -52,9 +52,15 @@ export interface ContainerSpec {
   network?: 'host' | 'none';
   /** Give the task a private /tmp (linux only). */
   privateTmp?: boolean;
+  /**
+   * Runs after the sandbox (with stdout/stderr, owned by `owner`) exists and before the task's
+   * command starts (the agent's preStart hooks: URI fetching). A rejection fails the launch and
+   * leaves nothing running; `launch` rejects with an error whose `cause` is the rejection.
+   */
+  beforeExec?: (ctx: { sandbox: string; owner: { uid: number; gid: number } }) => Promise<void>;
 }
 
-export type ExitReason = 'REASON_CONTAINER_LIMITATION_MEMORY' | 'REASON_CONTAINER_LAUNCH_FAILED' | 'REASON_EXECUTOR_TERMINATED';
+export type ExitReason = 'REASON_CONTAINER_LIMITATION_MEMORY' | 'REASON_CONTAINER_LIMITATION_DISK' | 'REASON_CONTAINER_LAUNCH_FAILED' | 'REASON_EXECUTOR_TERMINATED';
 
 export interface ContainerExit {
   /** Exit code when the task exited normally. */

@@ -435,6 +435,9 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
         fchown(out_fd, (uid_t)o.owner_uid, (gid_t)o.owner_gid) < 0 ||
         fchown(errf_fd, (uid_t)o.owner_uid, (gid_t)o.owner_gid) < 0)
       fail("chown sandbox to %ld:%ld: %s", o.owner_uid, o.owner_gid, strerror(errno));
+    /* Private to its task's user (and group): 0750, its output 0640. */
+    if (fchmod(sandbox_fd, 0750) < 0 || fchmod(out_fd, 0640) < 0 || fchmod(errf_fd, 0640) < 0)
+      fail("chmod sandbox: %s", strerror(errno));
   }
 
   int sync_p[2], err_p[2];

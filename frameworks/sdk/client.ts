@@ -28,6 +28,7 @@ import { BerthError } from '../../proto/errors.js';
 import { logger, type Logger } from '../../proto/log.js';
 import { WsDialer } from '../../proto/transport/ws.js';
 import type { Dialer } from '../../proto/transport/types.js';
+import { findCredential, findTls, type ClientSecurity, type Credential, type TlsClientOptions } from '../../proto/transport/credentials.js';
 import type {
   Call, Event, FrameworkCapabilityType, FrameworkInfo, MasterInfo, Offer, Operation, TaskInfo, TaskStatus,
 } from '../../proto/types.js';
@@ -70,6 +71,19 @@ export interface ConnectOptions {
   suppressedRoles?: string[];
   /** HTTP API encoding (default json). */
   encoding?: HttpEncoding;
+  /**
+   * Principal and secret for a master that authenticates frameworks (HTTP Basic on every
+   * request and on the native upgrade). Default: $BERTH_CREDENTIAL (a file), or
+   * $BERTH_PRINCIPAL + $BERTH_SECRET; none = unauthenticated. Set `principal` in
+   * `framework` too, or the master binds the framework to this one.
+   */
+  credential?: Credential;
+  /**
+   * TLS: the CA that signed the master's certificate (PEM), and a client certificate and key
+   * if the master asks for one. Default: $BERTH_TLS_CA / $BERTH_TLS_CERT / $BERTH_TLS_KEY
+   * (file paths). Giving it (or an https:// / berths:// master) makes the SDK use TLS.
+   */
+  tls?: TlsClientOptions;
   /** Reconnect policy: backoff from `baseMs` doubling to `maxMs`, with jitter. `false` disables. */
   reconnect?: { baseMs?: number; maxMs?: number } | false;
   /** How long `connect()` keeps retrying an unreachable master (default 10 s). */
@@ -220,7 +234,10 @@ export class Framework {
   constructor(private readonly opts: ConnectOptions) {
     this.clock = opts.clock ?? new RealClock();
     this.log = opts.log ?? logger('sdk', { framework: opts.framework.name });
-    this.transport = makeTransport(opts.master, opts.encoding);
+    this.transport = makeTransport(opts.master, opts.encoding, {
+      credential: opts.credential ?? findCredential(),
+      tls: opts.tls ?? findTls(),
+    });
     this.info = frameworkInfo(opts.framework, opts.frameworkId);
   }
 
@@ -624,14 +641,15 @@ function refuse(seconds: number | undefined): { refuse_seconds: number } | undef
   return seconds === undefined ? undefined : { refuse_seconds: seconds };
 }
 
-function makeTransport(master: string | Dialer, encoding?: HttpEncoding): Transport {
+function makeTransport(master: string | Dialer, encoding: HttpEncoding | undefined, security: ClientSecurity): Transport {
   if (typeof master !== 'string') return new NativeTransport(master, 'in-process');
   const m = /^([a-z]+):\/\/([^/]+)/i.exec(master);
   const scheme = m?.[1]?.toLowerCase();
-  if (!m) return new NativeTransport(new WsDialer(master), `berth://${master}`);
-  if (scheme === 'berth' || scheme === 'ws') return new NativeTransport(new WsDialer(m[2]!), `berth://${m[2]!}`);
-  if (scheme === 'http' || scheme === 'https') return new HttpTransport(master, encoding);
-  throw new BerthError('INVALID', `master '${master}': use berth://host:port (native) or http://host:port (Mesos HTTP API)`);
+  if (!m) return new NativeTransport(new WsDialer(master, security), `berth://${master}`);
+  if (scheme === 'berth' || scheme === 'ws') return new NativeTransport(new WsDialer(m[2]!, security), `berth://${m[2]!}`);
+  if (scheme === 'berths' || scheme === 'wss') return new NativeTransport(new WsDialer(`wss://${m[2]!}`, security), `berths://${m[2]!}`);
+  if (scheme === 'http' || scheme === 'https') return new HttpTransport(master, encoding, security);
+  throw new BerthError('INVALID', `master '${master}': use berth://host:port (native), berths:// (native over TLS) or http(s)://host:port (Mesos HTTP API)`);
 }
 
 function frameworkInfo(f: FrameworkOptions, id?: string): FrameworkInfo {

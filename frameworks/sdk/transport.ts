@@ -11,11 +11,13 @@
  * order the framework made them (as over the native link).
  */
 import http from 'node:http';
+import https from 'node:https';
 import { CALL, decode, encode, EVENT } from '../../proto/codec.js';
 import { BerthError, type ErrorCode } from '../../proto/errors.js';
 import { RecordIODecoder } from '../../proto/recordio.js';
 import type { Conn, Dialer } from '../../proto/transport/types.js';
 import type { Call, Event } from '../../proto/types.js';
+import { basicAuthorization, type ClientSecurity } from '../../proto/transport/credentials.js';
 
 export interface LinkHandlers {
   onEvent(ev: Event): void;
@@ -76,7 +78,7 @@ const MEDIA: Record<HttpEncoding, string> = { json: 'application/json', protobuf
 
 /** HTTP status → the error code a caller switches on. */
 export function codeForStatus(status: number): ErrorCode {
-  if (status === 403) return 'FORBIDDEN';
+  if (status === 401 || status === 403) return 'FORBIDDEN';
   if (status === 404) return 'NOT_FOUND';
   if (status === 409) return 'CONFLICT';
   if (status === 413) return 'TOO_LARGE';
@@ -97,8 +99,20 @@ export class HttpTransport implements Transport {
   readonly kind = 'http';
   private readonly base: URL;
 
-  constructor(endpoint: string, private readonly encoding: HttpEncoding = 'json') {
+  private readonly mod: typeof http | typeof https;
+  private readonly auth: Record<string, string>;
+  private readonly tlsOpts: https.AgentOptions;
+
+  constructor(endpoint: string, private readonly encoding: HttpEncoding = 'json', security: ClientSecurity = {}) {
     this.base = new URL('/api/v1/scheduler', endpoint);
+    if (security.tls && this.base.protocol === 'http:') this.base.protocol = 'https:';
+    this.mod = this.base.protocol === 'https:' ? https : http;
+    this.auth = security.credential ? { authorization: basicAuthorization(security.credential) } : {};
+    this.tlsOpts = security.tls ? { ca: security.tls.ca, cert: security.tls.cert, key: security.tls.key } : {};
+  }
+
+  private agent(opts: http.AgentOptions): http.Agent {
+    return this.mod === https ? new https.Agent({ ...opts, ...this.tlsOpts }) : new http.Agent(opts);
   }
 
   get endpoint(): string { return this.base.origin; }
@@ -114,13 +128,13 @@ export class HttpTransport implements Transport {
   open(subscribe: Call, h: LinkHandlers): Promise<Link> {
     const media = MEDIA[this.encoding];
     // One socket for the stream, one keep-alive socket for the calls (in order, one at a time).
-    const streamAgent = new http.Agent({ keepAlive: false });
-    const callAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const streamAgent = this.agent({ keepAlive: false });
+    const callAgent = this.agent({ keepAlive: true, maxSockets: 1 });
     return new Promise((resolve, reject) => {
       const body = this.body(subscribe);
-      const req = http.request(this.base, {
+      const req = this.mod.request(this.base, {
         method: 'POST', agent: streamAgent,
-        headers: { 'content-type': media, accept: media, 'content-length': body.length },
+        headers: { ...this.auth, 'content-type': media, accept: media, 'content-length': body.length },
       }, (res) => {
         if (res.statusCode !== 200) {
           const chunks: Buffer[] = [];
@@ -174,9 +188,9 @@ export class HttpTransport implements Transport {
   private post(c: Call, streamId: string, agent: http.Agent): Promise<void> {
     const body = this.body(c);
     return new Promise((resolve, reject) => {
-      const req = http.request(this.base, {
+      const req = this.mod.request(this.base, {
         method: 'POST', agent,
-        headers: { 'content-type': MEDIA[this.encoding], 'mesos-stream-id': streamId, 'content-length': body.length },
+        headers: { ...this.auth, 'content-type': MEDIA[this.encoding], 'mesos-stream-id': streamId, 'content-length': body.length },
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));

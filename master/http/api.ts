@@ -31,7 +31,7 @@ import { encodeRecord } from '../../proto/recordio.js';
 import type { Call, Event } from '../../proto/types.js';
 import { logger } from '../../proto/log.js';
 import type { FrameworkSink, Master } from '../master.js';
-import { MAX_BODY_BYTES, type MasterHttpServer } from './server.js';
+import { MAX_BODY_BYTES, principalOf, type MasterHttpServer } from './server.js';
 import { APPLICATION_JSON, APPLICATION_PROTOBUF, bareMediaType, encodeEventAs, negotiateStream, type MediaType } from './media.js';
 import { installOperatorRoutes } from './operator.js';
 
@@ -131,7 +131,7 @@ export class SchedulerApi {
     }
     this.precheck(call, req);
     const stream = this.streams.get(call.framework_id!.value)!;
-    this.master.receive(call.framework_id!.value, call, stream.sink);
+    this.master.receive(call.framework_id!.value, call, stream.sink, principalOf(req));
     const status = call.type === 'UPDATE_FRAMEWORK' ? 200 : 202;
     this.count(status);
     res.writeHead(status, { 'content-length': 0 });
@@ -179,7 +179,7 @@ export class SchedulerApi {
     });
     // Events the master sends during subscribe (SUBSCRIBED, resent updates) are held by the
     // stream until the 200 is written; a failed subscribe answers 4xx with nothing streamed.
-    frameworkId = await this.master.subscribe(call, sink);
+    frameworkId = await this.master.subscribe(call, sink, principalOf(req));
     if (stream.closed) { this.master.detach(sink); return; }
     this.streams.set(frameworkId, { streamId, sink });
     this.count(200);
@@ -295,6 +295,6 @@ export function parseCall(media: MediaType, body: Buffer): Call {
 /** Entry point called by master/main.ts. */
 export function installRoutes(server: MasterHttpServer): void {
   const api = new SchedulerApi(server.master);
-  server.route(SCHEDULER_PATH, api.handle);
+  server.route(SCHEDULER_PATH, api.handle, 'framework');
   installOperatorRoutes(server, api);
 }

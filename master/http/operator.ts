@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TaskState } from '../../proto/types.js';
 import type { Master } from '../master.js';
-import { sendJson, type MasterHttpServer } from './server.js';
+import { principalOf, readBody, sendJson, type MasterHttpServer } from './server.js';
 import type { SchedulerApi } from './api.js';
 
 type Json = Record<string, unknown>;
@@ -30,9 +30,9 @@ function getOnly(handler: (req: IncomingMessage, res: ServerResponse, url: URL) 
   };
 }
 
-/** Mesos's /state, plus the top-level fields Berth's state() leaves out. */
-export function mesosState(master: Master): Json {
-  return master.view.mesosState();
+/** Mesos's /state, plus the top-level fields Berth's state() leaves out, as `principal` may see it. */
+export function mesosState(master: Master, principal?: string): Json {
+  return master.view.mesosState({ principal });
 }
 
 function asList(v: unknown): Json[] { return Array.isArray(v) ? (v as Json[]) : []; }
@@ -148,14 +148,14 @@ export function prometheusText(metrics: Record<string, number>): string {
 
 export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerApi): void {
   const master = server.master;
-  const state = getOnly((_req, res) => sendJson(res, 200, mesosState(master)));
+  const state = getOnly((req, res) => sendJson(res, 200, mesosState(master, principalOf(req))));
   server.route('/state', state);
   server.route('/master/state', state);
   server.route('/state.json', state);
   server.route('/master/state.json', state);
 
-  const tasks = getOnly((_req, res, url) => {
-    let list = allTasks(master.view.state());
+  const tasks = getOnly((req, res, url) => {
+    let list = allTasks(master.view.state({ principal: principalOf(req) }));
     const fid = url.searchParams.get('framework_id');
     const tid = url.searchParams.get('task_id');
     if (fid) list = list.filter((t) => t.framework_id === fid);
@@ -168,8 +168,8 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
   server.route('/tasks', tasks);
   server.route('/master/tasks', tasks);
 
-  const frameworks = getOnly((_req, res, url) => {
-    const s = master.view.state();
+  const frameworks = getOnly((req, res, url) => {
+    const s = master.view.state({ principal: principalOf(req) });
     const fid = url.searchParams.get('framework_id');
     const pick = (l: Json[]): Json[] => (fid ? l.filter((f) => f.id === fid) : l);
     sendJson(res, 200, { frameworks: pick(asList(s.frameworks)), completed_frameworks: pick(asList(s.completed_frameworks)), unregistered_frameworks: [] });
@@ -177,8 +177,8 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
   server.route('/frameworks', frameworks);
   server.route('/master/frameworks', frameworks);
 
-  const slaves = getOnly((_req, res, url) => {
-    const s = master.view.state();
+  const slaves = getOnly((req, res, url) => {
+    const s = master.view.state({ principal: principalOf(req) });
     const sid = url.searchParams.get('slave_id');
     const pick = (l: Json[]): Json[] => (sid ? l.filter((a) => a.id === sid) : l);
     const all = asList(s.slaves);
@@ -199,5 +199,34 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }));
+
+  // Mesos' read-write endpoint: POST frameworkId=<id> (form or JSON {"framework_id": …}).
+  const teardown = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.method !== 'POST') {
+      req.resume();
+      res.writeHead(405, { allow: 'POST', 'content-length': 0 }).end();
+      return;
+    }
+    const body = (await readBody(req, 64 << 10)).toString('utf8');
+    let id: string | null = null;
+    try { id = body.trim().startsWith('{') ? String((JSON.parse(body) as { framework_id?: unknown }).framework_id ?? '') : new URLSearchParams(body).get('frameworkId'); } catch { id = null; }
+    if (!id) { sendText(res, 400, "Expecting 'frameworkId' (form) or 'framework_id' (JSON)"); return; }
+    const fw = master.framework(id);
+    if (!fw) { sendText(res, 400, `No framework found with specified ID`); return; }
+    const who = principalOf(req);
+    if (!master.authorizer.authorized(who, 'teardown_frameworks', fw.info.principal)) {
+      sendText(res, 403, `Principal '${who ?? 'ANY'}' is not authorized to tear down framework ${id}`);
+      return;
+    }
+    await master.removeFramework(id, `torn down by operator${who ? ` ${who}` : ''}`);
+    res.writeHead(200, { 'content-length': 0 }).end();
+  };
+  server.route('/teardown', teardown, 'readwrite');
+  server.route('/master/teardown', teardown, 'readwrite');
 }
 
+function sendText(res: ServerResponse, status: number, text: string): void {
+  const body = Buffer.from(text);
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length });
+  res.end(body);
+}

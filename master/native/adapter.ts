@@ -18,6 +18,7 @@ import type { Conn } from '../../proto/transport/types.js';
 import { AGENT_PROTOCOL_VERSION, type AgentToMaster, type Call, type Event, type MasterToAgent } from '../../proto/types.js';
 import type { Master } from '../master.js';
 import type { FrameworkSink } from '../records.js';
+import type { TimerHandle } from '../../proto/clock.js';
 
 /** Native transport: the first message must be SUBSCRIBE; later ones are calls. */
 export function attachFrameworkConn(master: Master, conn: Conn<Call, Event>): void {
@@ -28,10 +29,11 @@ export function attachFrameworkConn(master: Master, conn: Conn<Call, Event>): vo
   }
   let frameworkId: string | undefined;
   const sink: FrameworkSink = { kind: 'native', send: (ev) => conn.send(ev), close: (r) => conn.close(r) };
+  const handshake = closeUnless(master, conn, () => frameworkId !== undefined, 'SUBSCRIBE');
   conn.onMessage((call) => {
     if (master.stopped) return;
     if (call.type === 'SUBSCRIBE') {
-      master.subscribe(call, sink, conn.principal).then((id) => { frameworkId = id; }).catch((e: Error) => {
+      master.subscribe(call, sink, conn.principal).then((id) => { frameworkId = id; master.clock.clearTimeout(handshake); }).catch((e: Error) => {
         conn.send({ type: 'ERROR', error: { message: e.message } });
         conn.close('subscribe failed');
       });
@@ -47,7 +49,14 @@ export function attachFrameworkConn(master: Master, conn: Conn<Call, Event>): vo
       conn.send({ type: 'ERROR', error: { message: `call rejected: ${(e as Error).message}` } });
     }
   });
-  conn.onClose(() => master.detach(sink));
+  conn.onClose(() => { master.clock.clearTimeout(handshake); master.detach(sink); });
+}
+
+/** Closes `conn` if `done()` is still false after the handshake timeout (idle peers do not pile up). */
+function closeUnless(master: Master, conn: { close(r: string): void; readonly closed: boolean }, done: () => boolean, what: string): TimerHandle {
+  return master.clock.setTimeout(() => {
+    if (!done() && !conn.closed) conn.close(`no ${what} within ${master.limits.handshakeTimeoutMs} ms`);
+  }, master.limits.handshakeTimeoutMs);
 }
 
 export function attachAgentConn(master: Master, conn: Conn<AgentToMaster, MasterToAgent>): void {
@@ -60,6 +69,7 @@ export function attachAgentConn(master: Master, conn: Conn<AgentToMaster, Master
   const agents = master.parts.agents;
   const tasks = master.parts.tasks;
   let agentId: string | undefined;
+  const handshake = closeUnless(master, conn, () => agentId !== undefined, 'registration');
   conn.onMessage((msg) => {
     if (master.stopped) return;
     try {
@@ -69,7 +79,7 @@ export function attachAgentConn(master: Master, conn: Conn<AgentToMaster, Master
         return;
       }
       if (msg.register || msg.reregister) {
-        void agents.admit(conn, msg, conn.principal).then((id) => { agentId = id; }).catch((e: Error) => {
+        void agents.admit(conn, msg, conn.principal).then((id) => { agentId = id; master.clock.clearTimeout(handshake); }).catch((e: Error) => {
           log.warn({ err: e.message, remote: conn.remote }, 'agent registration failed');
           conn.send({ version: AGENT_PROTOCOL_VERSION, error: { message: e.message, code: e instanceof BerthError ? e.code : undefined } });
           if (e instanceof BerthError && e.code === 'FORBIDDEN') conn.close('registration refused');
@@ -89,6 +99,7 @@ export function attachAgentConn(master: Master, conn: Conn<AgentToMaster, Master
     }
   });
   conn.onClose((reason) => {
+    master.clock.clearTimeout(handshake);
     const agent = agentId ? agents.get(agentId) : undefined;
     if (agent && agent.conn === conn) agents.disconnected(agent, reason);
   });

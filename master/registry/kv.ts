@@ -6,7 +6,7 @@
  * Layout — one key per durable fact, so the bucket IS the compacted registry
  * (history 1 per key; compact() purges delete markers):
  *   meta.started          {starts, master_id, at}
- *   agents.<id>           {id, info}            (deleted when the agent is removed)
+ *   agents.<id>           {id, info, unreachable_at?}  (deleted when the agent is removed)
  *   frameworks.<id>       {id, info}            (deleted when the framework is removed)
  *   removed.<id>          {id, at}              (a removed framework id stays retired)
  *
@@ -74,6 +74,8 @@ export class KvRegistry implements Registry {
   private writing = false;
   private fenced?: string;
   private starts = 0;
+  /** Agent infos as stored: agent_unreachable rewrites the agent's key with its info. */
+  private agentInfos = new Map<string, AgentInfo>();
   private closed = false;
   /** Figures for /metrics and the bench. */
   readonly stats = { writes: 0, retries: 0, duplicates: 0 };
@@ -90,7 +92,7 @@ export class KvRegistry implements Registry {
     // The CAS base is read BEFORE the keys: a write that lands in between makes our first write fail
     // (and the master retry its start), instead of being silently missed.
     const lastSeq = (await jsm.streams.info(this.stream)).state.last_seq;
-    const s: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0 };
+    const s: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0, unreachable: new Map() };
     let maxRev = 0;
     let tombstones = 0;
     // initializedFn may run before watch() returns (an empty bucket), so it sets a flag the loop reads too.
@@ -102,10 +104,13 @@ export class KvRegistry implements Registry {
       maxRev = Math.max(maxRev, e.revision);
       if (e.operation !== 'PUT') { tombstones++; continue; }
       const [kind] = e.key.split('.', 1);
-      const v = e.json<{ id: string; info?: unknown; starts?: number }>();
+      const v = e.json<{ id: string; info?: unknown; starts?: number; unreachable_at?: number }>();
       switch (kind) {
         case 'meta': if (e.key === 'meta.started') s.starts = v.starts ?? 0; break;
-        case 'agents': s.agents.set(v.id, v.info as AgentInfo); break;
+        case 'agents':
+          s.agents.set(v.id, v.info as AgentInfo);
+          if (v.unreachable_at !== undefined) s.unreachable!.set(v.id, v.unreachable_at);
+          break;
         case 'frameworks': s.frameworks.set(v.id, v.info as FrameworkInfo); break;
         case 'removed': s.removedFrameworks.add(v.id); break;
         default: throw new BerthError('IO', `registry bucket ${this.bucket}: unknown key ${e.key}`);
@@ -116,6 +121,7 @@ export class KvRegistry implements Registry {
     this.seq = lastSeq;
     this.nextExpect = lastSeq;
     this.starts = s.starts;
+    this.agentInfos = new Map(s.agents);
     if (tombstones > 1000) await this.compact();
     return s;
   }
@@ -133,6 +139,7 @@ export class KvRegistry implements Registry {
     if (this.closed) return Promise.reject(new BerthError('IO', 'registry closed'));
     const ops = this.ops(ev);
     if (this.queue.length + ops.length > MAX_QUEUED) return Promise.reject(new BerthError('TOO_LARGE', `registry: over ${MAX_QUEUED} writes waiting`));
+    if (ops.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       let left = ops.length;
       let failed = false;
@@ -156,8 +163,15 @@ export class KvRegistry implements Registry {
       case 'master_started':
         return [{ subject: subj('meta.started'), data: json({ starts: ++this.starts, master_id: ev.master_id, at: ev.at }), del: false }];
       case 'agent_admitted':
+        this.agentInfos.set(ev.agent_id, ev.info);
         return [{ subject: subj(`agents.${keyToken(ev.agent_id)}`), data: json({ id: ev.agent_id, info: ev.info }), del: false }];
+      case 'agent_unreachable': {
+        const info = this.agentInfos.get(ev.agent_id);
+        if (!info) return []; // as replay: unreachable only means something for a known agent
+        return [{ subject: subj(`agents.${keyToken(ev.agent_id)}`), data: json({ id: ev.agent_id, info, unreachable_at: ev.at }), del: false }];
+      }
       case 'agent_removed':
+        this.agentInfos.delete(ev.agent_id);
         return [{ subject: subj(`agents.${keyToken(ev.agent_id)}`), data: new Uint8Array(0), del: true }];
       case 'framework_added':
       case 'framework_updated':

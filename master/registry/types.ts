@@ -6,10 +6,16 @@
  * its id is durable. Replaying the events rebuilds the same ids.
  */
 import type { AgentInfo, FrameworkInfo } from '../../proto/types.js';
+import { idError } from '../../proto/ids.js';
+import { Resources } from '../../proto/resources.js';
+import { validateFrameworkInfo } from '../validation.js';
+import { BerthError } from '../../proto/errors.js';
 
 export type RegistryEvent =
   | { type: 'master_started'; master_id: string; at: number }
   | { type: 'agent_admitted'; agent_id: string; info: AgentInfo; at: number }
+  /** The agent missed its pings (or did not come back after a failover); it may still return. */
+  | { type: 'agent_unreachable'; agent_id: string; at: number }
   | { type: 'agent_removed'; agent_id: string; at: number }
   | { type: 'framework_added'; framework_id: string; info: FrameworkInfo; at: number }
   | { type: 'framework_updated'; framework_id: string; info: FrameworkInfo; at: number }
@@ -21,6 +27,8 @@ export interface RegistryState {
   /** Ids ever removed, so a removed framework cannot come back under its old id. */
   removedFrameworks: Set<string>;
   starts: number;
+  /** Agents marked unreachable, and when (ms); they stay in `agents` until removed. */
+  unreachable?: Map<string, number>;
 }
 
 export interface Registry {
@@ -31,25 +39,74 @@ export interface Registry {
   close(): Promise<void>;
 }
 
-export function replay(events: Iterable<RegistryEvent>): RegistryState {
-  const s: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0 };
-  for (const ev of events) {
-    switch (ev.type) {
-      case 'master_started': s.starts++; break;
-      case 'agent_admitted': s.agents.set(ev.agent_id, ev.info); break;
-      case 'agent_removed': s.agents.delete(ev.agent_id); break;
-      case 'framework_added':
-      case 'framework_updated': s.frameworks.set(ev.framework_id, ev.info); break;
-      case 'framework_removed': s.frameworks.delete(ev.framework_id); s.removedFrameworks.add(ev.framework_id); break;
-    }
+export function emptyState(): RegistryState {
+  return { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0, unreachable: new Map() };
+}
+
+/** Applies one event to `s` (the one definition of what each event means). */
+export function apply(s: RegistryState, ev: RegistryEvent): void {
+  const unreachable = s.unreachable ?? (s.unreachable = new Map());
+  switch (ev.type) {
+    case 'master_started': s.starts++; break;
+    case 'agent_admitted': s.agents.set(ev.agent_id, ev.info); unreachable.delete(ev.agent_id); break;
+    case 'agent_unreachable': if (s.agents.has(ev.agent_id)) unreachable.set(ev.agent_id, ev.at); break;
+    case 'agent_removed': s.agents.delete(ev.agent_id); unreachable.delete(ev.agent_id); break;
+    case 'framework_added':
+    case 'framework_updated': s.frameworks.set(ev.framework_id, ev.info); break;
+    case 'framework_removed': s.frameworks.delete(ev.framework_id); s.removedFrameworks.add(ev.framework_id); break;
   }
+}
+
+export function replay(events: Iterable<RegistryEvent>): RegistryState {
+  const s = emptyState();
+  for (const ev of events) apply(s, ev);
   return s;
 }
 
-/** In-memory registry: for tests and the simulator (nothing survives the process). */
+/**
+ * Why `ev` must not be stored (or, on replay, must be quarantined), or undefined. Every
+ * rule the master and the allocator will apply to it on replay is checked here, so a stored
+ * event can never stop a master from starting.
+ */
+export function registryEventError(ev: unknown): string | undefined {
+  if (!ev || typeof ev !== 'object') return 'not an object';
+  const e = ev as Record<string, unknown>;
+  if (typeof e.at !== 'number' || !Number.isFinite(e.at)) return "'at' must be a finite number";
+  const id = (field: string): string | undefined => (typeof e[field] === 'string' ? idError(field, e[field] as string) : `'${field}' must be a string`);
+  try {
+    switch (e.type) {
+      case 'master_started': return typeof e.master_id === 'string' ? undefined : "'master_id' must be a string";
+      case 'agent_admitted': {
+        const err = id('agent_id');
+        if (err) return err;
+        const info = e.info as AgentInfo | undefined;
+        if (!info || typeof info.hostname !== 'string') return "'info.hostname' must be a string";
+        Resources.from(info.resources ?? []);
+        return undefined;
+      }
+      case 'agent_unreachable': case 'agent_removed': return id('agent_id');
+      case 'framework_added': case 'framework_updated': {
+        const err = id('framework_id');
+        if (err) return err;
+        validateFrameworkInfo(e.info as FrameworkInfo, undefined, 'info');
+        return undefined;
+      }
+      case 'framework_removed': return id('framework_id');
+      default: return `unknown event type ${JSON.stringify(e.type)}`;
+    }
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** In-memory registry: for tests and the simulator (nothing survives the process). Validates as the file one does. */
 export class MemoryRegistry implements Registry {
   readonly events: RegistryEvent[] = [];
   async load(): Promise<RegistryState> { return replay(this.events); }
-  async append(ev: RegistryEvent): Promise<void> { this.events.push(ev); }
+  async append(ev: RegistryEvent): Promise<void> {
+    const err = registryEventError(ev);
+    if (err) throw new BerthError('INVALID', `registry: refusing to store a ${ev.type} event: ${err}`);
+    this.events.push(ev);
+  }
   async close(): Promise<void> {}
 }

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 /**
  * A scripted master for agent tests: accepts agent links on any MasterListener
  * (MemoryNetwork in-process, WsListener for agents in child processes),
@@ -17,7 +18,8 @@ export interface FakeMasterOptions {
 
 export interface Received<T> { at: number; msg: T }
 
-export const FRAMEWORK: FrameworkInfo = { user: 'test', name: 'fake-framework', id: { value: 'fw-1' } };
+/** Its user is the agent's own: tasks run as FrameworkInfo.user when CommandInfo.user is absent (Mesos). */
+export const FRAMEWORK: FrameworkInfo = { user: userInfo().username, name: 'fake-framework', id: { value: 'fw-1' } };
 
 export class FakeMaster {
   conn: Conn<AgentToMaster, MasterToAgent> | undefined;
@@ -90,11 +92,12 @@ export class FakeMaster {
 }
 
 let seq = 0;
-export function commandTask(id: string, command: string, opts: { cpus?: number; mem?: number; ports?: [number, number][]; env?: Record<string, string>; graceMs?: number } = {}): TaskInfo {
+export function commandTask(id: string, command: string, opts: { cpus?: number; mem?: number; disk?: number; ports?: [number, number][]; env?: Record<string, string>; graceMs?: number } = {}): TaskInfo {
   const resources: TaskInfo['resources'] = [
     { name: 'cpus', type: 'SCALAR', scalar: { value: opts.cpus ?? 0.1 } },
     { name: 'mem', type: 'SCALAR', scalar: { value: opts.mem ?? 32 } },
   ];
+  if (opts.disk) resources.push({ name: 'disk', type: 'SCALAR', scalar: { value: opts.disk } });
   if (opts.ports) resources.push({ name: 'ports', type: 'RANGES', ranges: { range: opts.ports.map(([begin, end]) => ({ begin, end })) } });
   const t: TaskInfo = {
     name: `task-${++seq}`, task_id: { value: id }, agent_id: { value: 'agent-1' }, resources,

@@ -44,6 +44,9 @@ export function killEverythingUnder(dir: string): void {
   }
 }
 
+/** Fatal checkpoint failures of in-process agents (a test expecting none asserts this stays empty). */
+export const fatalErrors: Error[] = [];
+
 export async function startHarness(opts: { master?: FakeMasterOptions; agent?: Partial<AgentOptions>; clock?: Clock } = {}): Promise<Harness> {
   const workDir = tempDir();
   const net = new MemoryNetwork();
@@ -54,6 +57,8 @@ export async function startHarness(opts: { master?: FakeMasterOptions; agent?: P
       dialer: net, workDir, httpPort: 0, clock: opts.clock,
       containerizer: new PosixContainerizer({ sampleIntervalMs: 100, pollIntervalMs: 50 }),
       detectedHost: { cpus: 4, memBytes: 8 * 2 ** 30, diskFreeBytes: 100 * 2 ** 30, gpus: 0 },
+      // In-process: a fatal checkpoint failure must fail the test, not exit the runner.
+      onFatal: (e) => { fatalErrors.push(e); process.stderr.write(`[harness] agent fatal: ${e.stack ?? e.message}\n`); },
       ...opts.agent, ...extra,
     });
     agents.push(a);

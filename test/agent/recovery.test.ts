@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import { spawn } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
@@ -148,13 +149,20 @@ test('a truncated or corrupt checkpoint log stops a strict restart with an error
     const pidA = h.agent.taskPid('fw-1', 'a')!;
     const pidB = h.agent.taskPid('fw-1', 'b')!;
     await waitFor(() => ['a', 'b'].every((t) => records(h.workDir).some(isCtr(t))), 'container records');
+    h.master.launch(commandTask('c', 'sleep 300'));
+    await waitFor(() => h.master.states('c').includes('TASK_RUNNING') && records(h.workDir).some(isCtr('c')), 'c RUNNING and recorded');
+    const pidC = h.agent.taskPid('fw-1', 'c')!;
     await h.agent.stop();
     const file = logOf(h.workDir);
     const original = readFileSync(file, 'utf8');
 
-    // Truncated (records lost at a line boundary, undetectable from the log alone): the run dirs of
-    // running containers whose task records are gone prove it.
-    const cut = original.indexOf(records(h.workDir).find(isTask('a'))!.line);
+    // Truncated (records lost at a line boundary, undetectable from the log alone): the exit record
+    // of a container whose task record is gone proves it. (A live process proves nothing: its argv
+    // is its own to choose.) Task c ends while the agent is down, so its supervisor writes one.
+    const exitC = join(h.workDir, 'meta', 'runs', `${records(h.workDir).find(isCtr('c'))!.r['r'].containerId}.exit`);
+    for (const st of scanProc().byPid.values()) if (st.ppid === pidC) process.kill(st.pid, 'SIGKILL');
+    await waitFor(() => existsSync(exitC), 'exit record of c');
+    const cut = original.indexOf(records(h.workDir).find(isTask('c'))!.line);
     truncateSync(file, cut);
     let err: Error | undefined;
     try { await h.restart(); } catch (e) { err = e as Error; }
@@ -207,22 +215,43 @@ test('after a reboot (boot id changed) recorded pids are never re-adopted; tasks
   }
 });
 
-test('a task whose container record was not yet written when the agent died is re-adopted by its run dir', async () => {
+test('a task whose container record is missing after a crash is ended as TASK_LOST, never adopted by the argv of a process', async () => {
   const h = await startHarness();
+  let pid: number | undefined;
   try {
     await waitFor(() => h.agent.state === 'running', 'registered');
     h.master.launch(commandTask('late', 'sleep 300'));
     await waitFor(() => h.master.states('late').includes('TASK_RUNNING'), 'RUNNING');
-    const pid = h.agent.taskPid('fw-1', 'late')!;
+    pid = h.agent.taskPid('fw-1', 'late')!;
     await waitFor(() => records(h.workDir).some(isCtr('late')), 'container record');
     await h.agent.stop();
+    // The record is gone (as if the agent died before it was durable): the live supervisor, whose
+    // argv names the run path, must not be taken for the task's.
     writeFileSync(logOf(h.workDir), records(h.workDir).filter((x) => !isCtr('late')(x)).map((x) => x.line).join('\n') + '\n');
     const a2 = await h.restart();
-    assert.is(a2.taskPid('fw-1', 'late'), pid, 'same supervisor adopted');
-    h.master.kill('late', 100);
-    await waitFor(() => h.master.states('late').includes('TASK_KILLED'), 'killed after adoption');
-    assert.not.ok(pidAlive(pid));
+    assert.is(a2.taskPid('fw-1', 'late'), undefined, 'no supervisor adopted by argv');
+    await waitFor(() => h.master.states('late').includes('TASK_LOST'), 'reported lost');
+    assert.is(h.master.last('late')!.status.reason, 'REASON_AGENT_RESTARTED');
   } finally {
+    if (pid !== undefined) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+    await h.cleanup();
+  }
+});
+
+test('a process whose argv names a run path in meta/runs/ does not stop a strict recovery', async () => {
+  const h = await startHarness();
+  const fake = spawn('/bin/sh', ['-c', 'sleep 300; true', 'x', join(h.workDir, 'meta', 'runs', 'c0ffee00-0000-4000-8000-000000000000')], { detached: true, stdio: 'ignore' });
+  try {
+    await waitFor(() => h.agent.state === 'running', 'registered');
+    h.master.launch(commandTask('calm', 'sleep 300'));
+    await waitFor(() => h.master.states('calm').includes('TASK_RUNNING'), 'RUNNING');
+    const pid = h.agent.taskPid('fw-1', 'calm');
+    await h.agent.stop();
+    const a2 = await h.restart();
+    assert.is(a2.taskPid('fw-1', 'calm'), pid, 'the real task is recovered');
+    assert.ok(pidAlive(fake.pid!), 'the impostor is not touched either');
+  } finally {
+    try { process.kill(-fake.pid!, 'SIGKILL'); } catch { /* gone */ }
     await h.cleanup();
   }
 });

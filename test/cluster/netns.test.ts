@@ -79,7 +79,7 @@ rootTest('root: chaos: the leading master partitioned from NATS fences itself be
     const mh = [net.host('m1', 11), net.host('m2', 12)];
     nats = await NatsCluster.start({ nodes: 3, dir: path.join(dir, 'nats'), hosts: nh.map((h) => h.addr), netns: nh.map((h) => h.ns) });
     const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
-    const masterArgs = (h: { addr: string }): string[] => ['master', ...natsArgs, '--host', h.addr, '--port', '5050', '--replicas', '3', '--lease-ttl', '3000'];
+    const masterArgs = (h: { addr: string }): string[] => ['master', ...natsArgs, '--host', h.addr, '--port', '5050', '--replicas', '3', '--lease-ttl', '3000', '--insecure'];
     const m1 = procs.berth('m1', masterArgs(mh[0]!), {}, ['ip', 'netns', 'exec', mh[0]!.ns]);
     await m1.waitFor(/berth master at .*leading/, 60_000);
     const m2 = procs.berth('m2', masterArgs(mh[1]!), {}, ['ip', 'netns', 'exec', mh[1]!.ns]);

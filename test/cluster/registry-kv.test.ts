@@ -22,13 +22,15 @@ test('events appended before a master restart are replayed from KV after it', ()
   ]);
   await r1.append({ type: 'framework_removed', framework_id: 'f2', at: 4 });
   await r1.append({ type: 'agent_removed', agent_id: 'a1', at: 5 });
+  await r1.append({ type: 'agent_unreachable', agent_id: 'odd.id/x', at: 6 });
   await r1.close();
   const s = await new KvRegistry(await client(c, conns), { prefix: 't1' }).load();
   assert.equal([...s.agents.keys()], ['odd.id/x']);
   assert.equal([...s.frameworks.keys()], ['f1']);
   assert.ok(s.removedFrameworks.has('f2'), 'a removed framework id stays retired');
   assert.is(s.starts, 1);
-  checked('agents, frameworks, retired ids and start count survive; ids with dots and slashes round-trip');
+  assert.equal([...s.unreachable!], [['odd.id/x', 6]], 'an unreachable agent keeps its time');
+  checked('agents, unreachable marks, frameworks, retired ids and start count survive; ids with dots and slashes round-trip');
 }));
 
 test('a master that loaded the registry fences the previous one: the old master\'s next write fails', () => withNats(1, async (c, conns) => {

@@ -127,4 +127,119 @@ test('usage of a running task reaches the master: /state carries its statistics 
   }
 });
 
+// ---- agents on one host never harm each other ------------------------------------------------
+
+/** Pids whose argv contains every one of `parts` in order, as separate arguments. */
+function pidsByArgv(...parts: string[]): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let argv: string[];
+    try { argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    const at = argv.indexOf(parts[0]!);
+    if (at >= 0 && parts.every((p, i) => argv[at + i] === p)) out.push(Number(e));
+  }
+  return out;
+}
+
+/** Field 22 of /proc/PID/stat: with the pid it identifies one process for good. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch { return undefined; }
+}
+
+interface Sleeper { pid: number; start: string }
+
+/** Launches `sleep <arg>` on each agent of `berth up` whose attribute `agent` is the given index; resolves once all are RUNNING, with their host pids. */
+async function sleepersOn(fw: Awaited<ReturnType<typeof connect>>, wants: { index: number; arg: string }[]): Promise<Sleeper[]> {
+  const idOf = (w: { index: number; arg: string }): string => `sleeper-${w.index}-${w.arg}`;
+  const pending = new Set(wants.map(idOf));
+  const running = new Promise<void>((resolve, reject) => {
+    fw.on('update', (st) => {
+      if (!pending.has(st.task_id.value) && !wants.some((w) => idOf(w) === st.task_id.value)) return;
+      if (st.state === 'TASK_RUNNING') { pending.delete(st.task_id.value); if (pending.size === 0) resolve(); }
+      else if (st.state !== 'TASK_STARTING' && st.state !== 'TASK_STAGING') reject(new Error(`${st.task_id.value}: ${st.state} ${st.message ?? ''}`));
+    });
+  });
+  const launched = new Set<number>();
+  fw.on('offers', async (offers) => {
+    for (const o of offers) {
+      const w = wants.find((x) => !launched.has(x.index) && (o.attributes ?? []).some((a) => a.name === 'agent' && String(a.scalar?.value ?? a.text?.value) === String(x.index)));
+      if (w) { launched.add(w.index); await fw.launch(o, task({ id: idOf(w), cmd: `exec sleep ${w.arg}`, cpus: 0.1, mem: 32 })); }
+      else await fw.decline(o.id.value, 0).catch(() => undefined);
+    }
+  });
+  await running;
+  const out: Sleeper[] = [];
+  for (const w of wants) {
+    for (let i = 0; ; i++) {
+      const [pid] = pidsByArgv('sleep', w.arg);
+      const start = pid === undefined ? undefined : startTimeOf(pid);
+      if (pid !== undefined && start !== undefined) { out.push({ pid, start }); break; }
+      if (i > 100) throw new Error(`${idOf(w)} runs but its process was not found`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return out;
+}
+
+const stillRuns = (s: Sleeper): boolean => startTimeOf(s.pid) === s.start;
+
+async function agentEndpoint(index: number): Promise<string | undefined> {
+  const s = (await (await fetch(`${url}/state`)).json()) as { slaves: { endpoint?: string; active: boolean; attributes: Record<string, unknown> }[] };
+  return s.slaves.find((a) => a.active && String(a.attributes['agent']) === String(index))?.endpoint;
+}
+
+test('an agent of berth up that is SIGKILLed is restarted and recovers its task, and the other agent\'s task is untouched', async () => {
+  const fw = await connect({ master: url, framework: { name: 'neighbours' } });
+  try {
+    const unique = `${process.pid}${Date.now() % 100000}`;
+    const [on0, on1] = await sleepersOn(fw, [{ index: 0, arg: `600.${unique}0` }, { index: 1, arg: `600.${unique}1` }]) as [Sleeper, Sleeper];
+    const before = await agentEndpoint(1);
+    const [agent1] = pidsByArgv('--work-dir', path.join(dir, 'agent-1'));
+    assert.ok(agent1, 'agent-1 process found');
+    process.kill(agent1!, 'SIGKILL');
+    // The restarted agent has recovered once it is registered again (recovery comes first).
+    let after: string | undefined;
+    for (let i = 0; i < 300 && (!after || after === before); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await agentEndpoint(1);
+    }
+    assert.ok(after && after !== before, 'agent-1 came back under a new endpoint');
+    const [restarted] = pidsByArgv('--work-dir', path.join(dir, 'agent-1'));
+    assert.ok(restarted !== undefined && restarted !== agent1, 'berth up started a new agent-1 process');
+    assert.ok(stillRuns(on0), "agent-0's task still runs");
+    assert.ok(stillRuns(on1), "agent-1's own task was recovered, not killed");
+  } finally {
+    await fw.teardown().catch(() => fw.close());
+  }
+});
+
+test('a second agent started on the same host touches no existing task', async () => {
+  const fw = await connect({ master: url, framework: { name: 'newcomer' } });
+  let extra: ChildProcess | undefined;
+  try {
+    const [on0] = await sleepersOn(fw, [{ index: 0, arg: `601.${process.pid}${Date.now() % 100000}` }]) as [Sleeper];
+    const masterAddr = new URL(url).host;
+    extra = spawn(process.execPath, [cli, 'agent', '--master', masterAddr, '--work-dir', path.join(dir, 'extra-agent'), '--port', '0', '--attributes', 'agent:9', '--resources', 'cpus:0.5;mem:64;disk:64;ports:[30000-30010]'],
+      { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, BERTH_LOG_LEVEL: 'warn' } });
+    let registered: string | undefined;
+    for (let i = 0; i < 300 && !registered; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      registered = await agentEndpoint(9);
+    }
+    assert.ok(registered, 'the second agent registered (its recovery is done)');
+    assert.ok(stillRuns(on0), 'the existing task still runs');
+  } finally {
+    if (extra && extra.exitCode === null) {
+      const gone = new Promise((r) => extra!.once('exit', r));
+      extra.kill('SIGTERM');
+      await gone;
+    }
+    await fw.teardown().catch(() => fw.close());
+  }
+});
+
 test.run();

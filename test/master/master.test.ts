@@ -79,6 +79,7 @@ const invalidTasks: [string, (agentId: string) => TaskInfo, string][] = [
   ['negative resources', (a) => ({ ...task('neg', a, 'cpus:1;mem:128'), resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: -1 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 128 } }] }), 'is negative'],
   ['NaN resources', (a) => ({ ...task('nan', a, 'cpus:1;mem:128'), resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: NaN } }] }), 'is NaN'],
   ['zero resources', (a) => ({ ...task('zero', a, 'cpus:1;mem:128'), resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 128 } }] }), 'must be positive'],
+  ['a near-empty task (below 0.01 cpus and 32 MB)', (a) => task('tiny', a, 'cpus:0.005;mem:16'), 'must hold at least 0.01 cpus or 32 MB mem'],
   ['wrong agent id', () => task('elsewhere', 'not-this-agent', 'cpus:1;mem:128'), 'agent_id'],
   ['no command', (a) => ({ ...task('nocmd', a, 'cpus:1;mem:128'), command: undefined }), 'command must be set'],
   ['a health check without a type', (a) => ({ ...task('hc', a, 'cpus:1;mem:128'), health_check: { tcp: { port: 80 } } }), 'health_check.type must be COMMAND, HTTP or TCP'],

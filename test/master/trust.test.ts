@@ -14,6 +14,8 @@ import { cluster, settle, task, TestFramework } from './harness.js';
 import { FileRegistry } from '../../master/registry/file.js';
 import { silentLogger } from '../../proto/log.js';
 import type { Call } from '../../proto/types.js';
+import { LocalAuthorizer } from '../../master/auth/acls.js';
+import type { MemoryRegistry } from '../../master/registry/types.js';
 
 async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
   try { await p; } catch (e) { assert.match((e as Error).message, re); return; }
@@ -134,6 +136,71 @@ test('a failover timeout of 30 days is honoured: the framework is kept past 24.8
     c.clock.advance(2000);
     await settle();
     assert.not.ok(c.master.framework(fw.id), 'removed at 30 days');
+  } finally { await c.stop(); }
+});
+
+test('run_tasks ACL: a task as a user the principal may not use gets TASK_ERROR (unauthorized); /state never shows task environments', async () => {
+  const acls = LocalAuthorizer.parse(JSON.stringify({
+    run_tasks: [{ principals: { values: ['web'] }, users: { values: ['nobody'] } }, { principals: { type: 'ANY' }, users: { type: 'NONE' } }],
+  }), 'test acls');
+  const c = await cluster({ authorizer: acls });
+  try {
+    const agent = await c.agent('a1', 'cpus:4;mem:4096');
+    const fw = await c.framework({ principal: 'web', user: 'nobody' });
+    const asRoot = { ...task('as-root', agent.id, 'cpus:1;mem:128'), command: { value: 'id', user: 'root' } };
+    const asNobody = { ...task('as-nobody', agent.id, 'cpus:1;mem:128'), command: { value: 'id', environment: { variables: [{ name: 'TOKEN', value: 's3cr3t-value' }] } } };
+    fw.launch(fw.outstanding()[0]!, [asRoot, asNobody]);
+    await settle();
+    const err = fw.updates().find((u) => u.task_id.value === 'as-root');
+    assert.is(err?.state, 'TASK_ERROR');
+    assert.is(err?.reason, 'REASON_TASK_UNAUTHORIZED');
+    assert.match(err?.message ?? '', /not authorized to run tasks as user 'root'/);
+    assert.equal(agent.launched.map((l) => l.task.task_id.value), ['as-nobody']);
+    const state = JSON.stringify(c.master.state());
+    assert.ok(state.includes('as-nobody'), 'the task is listed');
+    assert.not.ok(state.includes('s3cr3t-value'), 'its environment is not');
+  } finally { await c.stop(); }
+});
+
+test('unreachability is durable before frameworks hear of it, survives a restart, and an agent gone past --registry-max-agent-age is removed', async () => {
+  const c = await cluster({ agentPingIntervalMs: 1000, maxMissedPings: 1, registryMaxAgentAgeMs: 60_000 });
+  const registry = c.registry as MemoryRegistry;
+  try {
+    const agent = await c.agent('a1', 'cpus:2;mem:1024');
+    const fw = await c.framework();
+    fw.launch(fw.outstanding()[0]!, [task('t1', agent.id, 'cpus:1;mem:128')]);
+    await settle();
+    agent.update(fw.id, 't1', 'TASK_RUNNING');
+    agent.answerPings = false;
+    await c.tick(3000);
+    assert.is(c.master.agent(agent.id)?.status, 'UNREACHABLE');
+    const lostAt = fw.updates().findIndex((u) => u.state === 'TASK_LOST');
+    assert.ok(lostAt >= 0, 'TASK_LOST sent');
+    assert.ok(registry.events.some((e) => e.type === 'agent_unreachable' && e.agent_id === agent.id), 'persisted');
+    // A restart on the same registry remembers it is unreachable (not merely "recovered").
+    const c2 = await cluster({ registry, agentPingIntervalMs: 1000, registryMaxAgentAgeMs: 60_000 });
+    try {
+      assert.is(c2.master.agent(agent.id)?.status, 'UNREACHABLE');
+    } finally { await c2.stop(); }
+    await c.tick(61_000, 1000);
+    assert.not.ok(c.master.agent(agent.id), 'removed past the max age');
+    assert.ok(registry.events.some((e) => e.type === 'agent_removed' && e.agent_id === agent.id), 'removal persisted');
+  } finally { await c.stop(); }
+});
+
+test('unreachable agents beyond --registry-max-agent-count are removed, oldest first', async () => {
+  const c = await cluster({ agentPingIntervalMs: 1000, maxMissedPings: 1, registryMaxAgentCount: 2 });
+  try {
+    const agents = [];
+    for (let i = 0; i < 3; i++) {
+      const a = await c.agent(`a${i}`, 'cpus:1;mem:256');
+      agents.push(a);
+    }
+    for (const a of agents) { a.answerPings = false; await c.tick(3000, 500); }
+    await c.tick(2000, 500);
+    assert.not.ok(c.master.agent(agents[0]!.id), 'the oldest unreachable agent was removed');
+    assert.is(c.master.agent(agents[1]!.id)?.status, 'UNREACHABLE');
+    assert.is(c.master.agent(agents[2]!.id)?.status, 'UNREACHABLE');
   } finally { await c.stop(); }
 });
 

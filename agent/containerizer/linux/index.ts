@@ -16,7 +16,7 @@
  *    so the exit record (written before the supervisor exits) is complete.
  *  - The OOM verdict is read before the cgroup is removed.
  */
-import { chown, mkdir, open } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../../proto/errors.js';
@@ -27,15 +27,20 @@ import { cpuSubsystem } from './cgroups/cpu.js';
 import { detectHierarchy } from './cgroups/detect.js';
 import { freeze, killAll, signalAll, thaw } from './cgroups/freezer.js';
 import type { CgroupFs } from './cgroups/fs.js';
-import { rootDirs, type CgroupHandle, type Hierarchy, type Subsystem } from './cgroups/hierarchy.js';
-import { memorySubsystem, oomMessage, oomState } from './cgroups/memory.js';
+import { removeRootDirs, type CgroupHandle, type Hierarchy, type Limitation, type Subsystem } from './cgroups/hierarchy.js';
+import { memorySubsystem } from './cgroups/memory.js';
 import { pidsSubsystem } from './cgroups/pids.js';
 import { V2Hierarchy } from './cgroups/v2.js';
-import { bootId, catchesSigterm, isSameProcess, procStartTime, readExitRecord } from './proc.js';
-import { locateShellTools, locateShim, shimArgs, startSupervisor, type Engine, type ShimLaunch, type Started } from './shim.js';
+import { bootId, catchesSigterm, isSameProcess, readStat } from '../../proc.js';
+import { readExitRecord } from '../files.js';
+import { locateShim, shimArgs, type Engine, type ShimLaunch, type Started } from './shim.js';
 import { ShimServer } from '../shim-server.js';
 import { prepareSandbox } from '../files.js';
 import { resolveUser } from './users.js';
+import { USERNS_BLOCK, UsernsBlocks } from './userns.js';
+
+/** Default pool of host ids for root tasks: 512 blocks of 65,536 from 2^20. */
+export const DEFAULT_USERNS_POOL = { start: 1 << 20, count: 512 * USERNS_BLOCK } as const;
 
 export { probeLinux, type LinuxProbe } from './probe.js';
 
@@ -48,29 +53,34 @@ export interface LinuxContainerizerOptions {
   enableCfs?: boolean;
   /** pids.max per container (default 1024; 0 = unlimited). */
   pidsMax?: number;
+  /**
+   * pids.max on the agent's cgroup root: all its containers together (default half the host's
+   * kernel.pid_max, so a fork storm spread over many containers still leaves the host pids; 0 = unlimited).
+   */
+  pidsMaxTotal?: number;
   /** Let a task asking for root be root on the host (default: root inside a user namespace). */
   allowHostRoot?: boolean;
   /** When set, only these users may run tasks. */
   allowedUsers?: string[];
-  /** Host ids that uid/gid 0..count-1 of a root task's user namespace map to (default 1_000_000 + 65536). */
+  /**
+   * This agent's pool of host ids for root tasks' user namespaces: each root container takes its
+   * own block of 65,536 from it (see userns.ts). Default 1,048,576 + 512 blocks. Agents on one
+   * host need disjoint pools.
+   */
   uidRange?: { start: number; count: number };
   /** Capabilities kept in the bounding set (default none). */
   capabilities?: string[];
   log?: LogFn;
+  /** How often the memory isolator checks for an OOM kill (default 100 ms; cgroup v1 cannot notify Node). */
+  oomPollMs?: number;
   /** Tests: a directory tree with the cgroup v2 file layout used instead of the detected hierarchy. */
   fsRoot?: string;
   /** Tests: the CgroupFs used with `fsRoot`. */
   cgroupFs?: CgroupFs;
   /** Tests/embedding: an explicit hierarchy (wins over detection and fsRoot). */
   hierarchy?: Hierarchy;
-  /** Path of berth-shim; null forces the unshare/setpriv shell engine. */
-  shimPath?: string | null;
-  /**
-   * Start shims through one long-lived `berth-shim --server` (shim-server.ts) instead of spawning
-   * each from the agent's event loop (a synchronous fork+exec of Node, 2–4 ms). Default true;
-   * $BERTH_SHIM_SERVER=0 turns it off.
-   */
-  shimServer?: boolean;
+  /** Path of berth-shim (default: $BERTH_SHIM, else the build output, built on demand). */
+  shimPath?: string;
 }
 
 /** Ended containers kept for wait()/usage() after the end; the oldest are forgotten first. */
@@ -104,6 +114,10 @@ interface Container {
   final?: ResourceStatistics;
   /** The supervisor process when it is our child (launched here). */
   child?: Started['child'];
+  /** The limit that ended it (a watch fired): wins over any kill when its end is reported. */
+  limitation?: Limitation;
+  /** Stops the subsystems' watches. */
+  watching: AbortController;
 }
 
 /** Container ids become directory names (cgroups, hostname): reject anything that could escape or confuse. */
@@ -124,16 +138,14 @@ export class LinuxContainerizer implements Containerizer {
     LinuxContainerizerOptions;
   private readonly log: LogFn;
   private readonly keepCaps: bigint;
-  private readonly uidRange: { start: number; count: number };
+  private readonly userns: UsernsBlocks;
   private readonly containers = new Map<string, Container>();
   private readyPromise: Promise<{ hier: Hierarchy; engine: Engine }> | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private server: ShimServer | undefined;
-  private readonly useServer: boolean;
   private closed = false;
 
   constructor(options: LinuxContainerizerOptions = {}) {
-    this.useServer = options.shimServer ?? process.env['BERTH_SHIM_SERVER'] !== '0';
     this.opts = {
       ...options,
       cgroupRoot: options.cgroupRoot ?? 'berth',
@@ -146,10 +158,7 @@ export class LinuxContainerizer implements Containerizer {
     }
     this.log = options.log ?? (() => undefined);
     this.keepCaps = capabilityMask(options.capabilities ?? []);
-    this.uidRange = options.uidRange ?? { start: 1_000_000, count: 65_536 };
-    if (!(this.uidRange.start > 0 && this.uidRange.count >= 1)) {
-      throw new BerthError('INVALID', `invalid uidRange ${JSON.stringify(this.uidRange)}: start must be > 0 and count ≥ 1`);
-    }
+    this.userns = new UsernsBlocks(options.uidRange ?? DEFAULT_USERNS_POOL);
   }
 
   /** The hierarchy in use (after the first launch/recover, or after `init()`). */
@@ -167,15 +176,14 @@ export class LinuxContainerizer implements Containerizer {
     hier ??= await detectHierarchy(this.opts.cgroupRoot);
     if (!hier) throw new BerthError('UNSUPPORTED', 'no usable cgroup hierarchy (cpu, memory or pids controllers) found');
     await hier.init();
-    let engine: Engine | undefined;
-    const shim = this.opts.shimPath === null ? undefined : await locateShim(this.opts.shimPath, this.log);
-    if (shim) engine = { kind: 'shim', path: shim };
-    else {
-      const tools = await locateShellTools();
-      if (!tools) throw new BerthError('UNSUPPORTED', 'neither berth-shim nor util-linux unshare/setpriv is available');
-      engine = { kind: 'shell', tools };
-      this.log('warn', 'berth-shim unavailable: using the slower unshare/setpriv shell engine', {});
-    }
+    await this.capAgentPids(hier);
+    // One engine: berth-shim, started through its long-lived server. The server runs with an empty
+    // environment and hands each task its environment only at the task's final execve, after the
+    // privilege drop (no root process ever runs with a task's LD_PRELOAD or the like). The former
+    // per-launch spawn of the shim and the unshare/setpriv shell engine could not: they are gone.
+    const shim = await locateShim(this.opts.shimPath, this.log);
+    if (!shim) throw new BerthError('UNSUPPORTED', 'berth-shim is not available and cannot be built (needs a C compiler: run agent/shim/build.sh)');
+    const engine: Engine = { kind: 'shim', path: shim };
     this.log('info', 'linux containerizer ready', {
       cgroups: hier.label,
       controllers: [...hier.controllers].join(','),
@@ -183,6 +191,18 @@ export class LinuxContainerizer implements Containerizer {
       cgroupRoot: this.opts.cgroupRoot,
     });
     return { hier, engine };
+  }
+
+  /** Writes the agent-wide pids cap on this agent's root (v1 and v2 both count descendants' tasks). */
+  private async capAgentPids(hier: Hierarchy): Promise<void> {
+    const dir = hier.handle('x').dir('pids');
+    if (dir === undefined) return;
+    let total = this.opts.pidsMaxTotal;
+    if (total === undefined) {
+      const pidMax = Number((await readFile('/proc/sys/kernel/pid_max', 'utf8').catch(() => '32768')).trim());
+      total = Math.max(1024, Math.floor(pidMax / 2));
+    }
+    await hier.fs.write(join(dir.slice(0, dir.lastIndexOf('/')), 'pids.max'), total > 0 ? String(Math.floor(total)) : 'max');
   }
 
   // ---- users ---------------------------------------------------------------
@@ -197,9 +217,10 @@ export class LinuxContainerizer implements Containerizer {
     const u = await resolveUser(name);
     if (!u) throw new BerthError('NOT_FOUND', `unknown user '${name}': no such user on this agent`);
     if (u.uid === 0 && !this.opts.allowHostRoot) {
-      // Root inside a user namespace: uid 0 there is uidRange.start on the host, which owns nothing else.
-      const { start, count } = this.uidRange;
-      return { launch: { uid: 0, gid: 0, groups: [] }, userns: { hostUid: start, count }, owner: { uid: start, gid: start } };
+      // Root inside a user namespace: uid 0 there is the first id of this container's own block on
+      // the host, which owns nothing but this container's sandbox.
+      const start = this.userns.acquire(spec.containerId);
+      return { launch: { uid: 0, gid: 0, groups: [] }, userns: { hostUid: start, count: USERNS_BLOCK }, owner: { uid: start, gid: start } };
     }
     return { launch: { uid: u.uid, gid: u.gid, groups: u.groups }, owner: { uid: u.uid, gid: u.gid } };
   }
@@ -207,9 +228,10 @@ export class LinuxContainerizer implements Containerizer {
   /** Creates the sandbox; with `owner`, it and its stdout/stderr then belong to the task's (host-mapped) user. */
   private async makeSandbox(sandbox: string, owner?: { uid: number; gid: number }): Promise<void> {
     if (!owner) { await prepareSandbox(sandbox); return; }
-    await mkdir(sandbox, { recursive: true });
+    await mkdir(sandbox, { recursive: true, mode: 0o750 });
+    await chmod(sandbox, 0o750);
     const own = async (f: string): Promise<void> => {
-      const fh = await open(f, 'a', 0o644);
+      const fh = await open(f, 'a', 0o640);
       try {
         await fh.chown(owner.uid, owner.gid);
       } finally {
@@ -228,7 +250,15 @@ export class LinuxContainerizer implements Containerizer {
     if (prior && prior.state !== 'ended') throw new BerthError('CONFLICT', `container ${spec.containerId} already exists`);
     // User policy first: a forbidden or unknown user is the caller's error whatever the host supports.
     const ids = await this.taskIds(spec);
-    const [{ hier, engine }, boot] = await Promise.all([this.init(), bootId()]);
+    let ready: { hier: Hierarchy; engine: Engine };
+    try {
+      ready = await this.init();
+    } catch (err) {
+      this.userns.release(spec.containerId);
+      throw err;
+    }
+    const { hier, engine } = ready;
+    const boot = bootId();
 
     const cg = hier.handle(spec.containerId);
     let started: Started | undefined;
@@ -237,11 +267,15 @@ export class LinuxContainerizer implements Containerizer {
       const subOpts = { enableCfs: this.opts.enableCfs, pidsMax: this.opts.pidsMax };
       // A server-forked shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on
       // its own core, no thread-pool round trips of the agent). A spawned one starts in it.
-      const viaServer = engine.kind === 'shim' && this.useServer;
+      // The shim creates and chowns the sandbox itself (-m, -o: synchronous syscalls on its own
+      // core, no thread-pool round trips of the agent), unless a pre-start hook (URI fetcher)
+      // needs the sandbox before the task starts: then it is made here.
+      const early = spec.beforeExec !== undefined;
       await Promise.all([
         ...SUBSYSTEMS.map((s) => s.prepare(cg, hier.fs, spec.limits, subOpts)),
-        viaServer ? undefined : this.makeSandbox(spec.sandbox, engine.kind === 'shell' ? ids.owner : undefined),
+        early ? this.makeSandbox(spec.sandbox, ids.owner) : undefined,
       ]);
+      if (spec.beforeExec) await spec.beforeExec({ sandbox: spec.sandbox, owner: ids.owner });
       const argv = spec.command.shell ? ['sh', '-c', spec.command.value] : spec.command.arguments?.length ? spec.command.arguments : [spec.command.value];
       const exe = spec.command.shell ? '/bin/sh' : spec.command.value;
       const launch: ShimLaunch = {
@@ -255,21 +289,24 @@ export class LinuxContainerizer implements Containerizer {
         privateTmp: spec.privateTmp === true,
         keepCaps: this.keepCaps,
         owner: ids.owner,
-        makeSandbox: viaServer,
+        makeSandbox: !early,
         exe,
         argv,
         env: spec.env,
       };
-      started = viaServer ? await this.startViaServer(engine.path, launch) : await startSupervisor(engine, launch);
+      started = await this.startViaServer(engine.path, launch);
     } catch (err) {
       // Nothing of a failed launch may remain: kill whatever joined, remove the cgroup.
+      this.userns.release(spec.containerId);
       await killAll(hier, cg, 5000).catch(() => undefined);
       await hier.remove(cg).catch((e: unknown) => this.log('warn', 'cannot remove cgroup of failed launch', { containerId: spec.containerId, error: String(e) }));
       const msg = err instanceof Error ? err.message : String(err);
-      throw new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+      const wrapped = new BerthError(err instanceof BerthError ? err.code : 'IO', `launch of container ${spec.containerId} failed: ${msg}`);
+      (wrapped as Error & { cause?: unknown }).cause = err;
+      throw wrapped;
     }
 
-    const startTime = started.startTime || ((await procStartTime(started.supervisorPid)) ?? 0);
+    const startTime = started.startTime || (readStat(started.supervisorPid)?.startTime ?? 0);
     const record: ContainerRecord = {
       containerId: spec.containerId,
       pid: started.supervisorPid,
@@ -278,13 +315,30 @@ export class LinuxContainerizer implements Containerizer {
       sandbox: spec.sandbox,
       runDir: spec.runDir,
       limits: spec.limits,
-      extra: { cgroup: cg.relPath, cgroupVersion: hier.version, taskPid: started.taskPid, engine: engine.kind },
+      extra: { cgroup: cg.relPath, cgroupVersion: hier.version, taskPid: started.taskPid, engine: engine.kind, ...(ids.userns ? { usernsHostUid: ids.userns.hostUid } : {}) },
     };
     const c = this.track(record, cg, false);
     c.child = started.child;
     if (this.closed) started.child?.unref();
     void started.exited.then(() => this.finalize(c));
+    await Promise.all(SUBSYSTEMS.map((s) => s.isolate?.(cg, hier.fs, started!.taskPid)));
+    this.watch(c, hier);
     return record;
+  }
+
+  /** Starts every subsystem's watch: the first limitation reached destroys the container at once. */
+  private watch(c: Container, hier: Hierarchy): void {
+    const opts = { pollMs: this.opts.oomPollMs ?? 100 };
+    for (const s of SUBSYSTEMS) {
+      if (!s.watch) continue;
+      void s.watch(c.cg, hier.fs, c.watching.signal, opts).then((lim) => {
+        // A destroy the agent asked for ended it first: its end is the kill's, not the limit's.
+        if (c.state !== 'running' || c.limitation || c.destroying) return;
+        c.limitation = lim;
+        this.log('info', 'container limitation reached: destroying it', { containerId: c.id, ...lim });
+        void this.destroy(c.id, 0, true);
+      });
+    }
   }
 
   private async startViaServer(path: string, l: ShimLaunch): Promise<Started> {
@@ -296,7 +350,7 @@ export class LinuxContainerizer implements Containerizer {
   private track(record: ContainerRecord, cg: CgroupHandle, recovered: boolean): Container {
     let resolveExit!: (e: ContainerExit) => void;
     const exit = new Promise<ContainerExit>((r) => (resolveExit = r));
-    const c: Container = { id: record.containerId, record, cg, state: 'running', exit, resolveExit, recovered, destroying: false };
+    const c: Container = { id: record.containerId, record, cg, state: 'running', exit, resolveExit, recovered, destroying: false, watching: new AbortController() };
     this.containers.delete(c.id); // re-insert: Map order is the age order MAX_ENDED relies on
     this.containers.set(c.id, c);
     return c;
@@ -307,7 +361,7 @@ export class LinuxContainerizer implements Containerizer {
     if (c.state !== 'running') return;
     c.state = 'ending';
     const { hier } = await this.init();
-    const rec = await readExitRecord(c.record.runDir);
+    const rec = readExitRecord(c.record.runDir);
     const exit: ContainerExit = rec
       ? { exitCode: rec.exitCode, signal: rec.signal }
       : {
@@ -317,15 +371,24 @@ export class LinuxContainerizer implements Containerizer {
           message: why ?? 'container supervisor ended without an exit record',
         };
     if (c.recovered) exit.recovered = true;
-    try {
-      const oom = await oomState(c.cg, hier.fs);
-      // An OOM kill the task survived (a child was killed, the task exited 0) is not a failure.
-      if (oom.oomKilled && exit.exitCode !== 0) {
-        exit.reason = 'REASON_CONTAINER_LIMITATION_MEMORY';
-        exit.message = oomMessage(oom);
+    c.watching.abort();
+    // A limitation reached while it ran wins; else one the watch had no time to see (the OOM kill
+    // just before the exit) — unless the agent was destroying it on request, which ended it first.
+    let limitation = c.limitation;
+    if (!limitation && !c.destroying) {
+      for (const s of SUBSYSTEMS) {
+        limitation = await s.cleanup?.(c.cg, hier.fs).catch((err: unknown) => {
+          this.log('warn', 'cannot read final cgroup state', { containerId: c.id, subsystem: s.name, error: String(err) });
+          return undefined;
+        });
+        if (limitation) break;
       }
-    } catch (err) {
-      this.log('warn', 'cannot read OOM state', { containerId: c.id, error: String(err) });
+    } else {
+      await Promise.all(SUBSYSTEMS.map((s) => s.cleanup?.(c.cg, hier.fs).catch(() => undefined)));
+    }
+    if (limitation) {
+      exit.reason = limitation.reason;
+      exit.message = limitation.message;
     }
     try {
       // Fast path: the task's namespace died with it, so the cgroup is normally empty and
@@ -337,11 +400,30 @@ export class LinuxContainerizer implements Containerizer {
     } catch (err) {
       this.log('error', 'cannot clean up container cgroup', { containerId: c.id, error: String(err) });
     }
+    await this.sealSandbox(c);
     c.state = 'ended';
     c.child = undefined;
     c.resolveExit(exit);
     this.log('info', 'container ended', { containerId: c.id, ...exit });
     this.forgetOldEnded();
+  }
+
+  /**
+   * A root container's id block is recycled only once nothing of it can be reached by the next
+   * holder: its sandbox is handed to root (0700). The agent still serves its files (as root).
+   */
+  private async sealSandbox(c: Container): Promise<void> {
+    const hostUid = c.record.extra?.['usernsHostUid'];
+    if (typeof hostUid !== 'number') return;
+    try {
+      await chown(c.record.sandbox, 0, 0);
+      await chmod(c.record.sandbox, 0o700);
+      this.userns.release(c.id);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.userns.release(c.id);
+      // Otherwise the block stays taken: handing it on with the sandbox still reachable is worse.
+      else this.log('error', 'cannot seal the sandbox of an ended root container; its id block stays reserved', { containerId: c.id, error: String(err) });
+    }
   }
 
   private forgetOldEnded(): void {
@@ -386,7 +468,8 @@ export class LinuxContainerizer implements Containerizer {
     return stats;
   }
 
-  async destroy(containerId: string, graceMs = DEFAULT_GRACE_MS): Promise<void> {
+  /** `byLimitation`: the containerizer ends it itself (a watch fired), not on the agent's request. */
+  async destroy(containerId: string, graceMs = DEFAULT_GRACE_MS, byLimitation = false): Promise<void> {
     const { hier } = await this.init();
     const c = this.containers.get(containerId);
     if (!c) {
@@ -398,13 +481,13 @@ export class LinuxContainerizer implements Containerizer {
       await c.exit;
       return;
     }
-    c.destroying = true;
+    if (!byLimitation) c.destroying = true;
     if (graceMs > 0) {
       // The task is pid 1 of its namespace: the kernel drops a SIGTERM sent to it unless it
       // installed a handler. Waiting the grace for a task that cannot hear it is pointless, so
       // then we only wait for its descendants (which got SIGTERM normally) before SIGKILL.
       const taskPid = typeof c.record.extra?.['taskPid'] === 'number' ? (c.record.extra['taskPid'] as number) : undefined;
-      const deaf = taskPid !== undefined && !(await catchesSigterm(taskPid));
+      const deaf = taskPid !== undefined && !catchesSigterm(taskPid);
       const n = await signalAll(hier, c.cg, 'SIGTERM').catch(() => 0);
       if (n > 0) {
         const deadline = Date.now() + graceMs;
@@ -421,7 +504,7 @@ export class LinuxContainerizer implements Containerizer {
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref());
     if ((await Promise.race([c.exit, timeout])) === 'timeout') {
       // Supervisor stuck or already gone without our noticing: check and finalize ourselves.
-      if (!(await isSameProcess(c.record.pid, c.record.startTime))) await this.finalize(c, 'container destroyed');
+      if (!isSameProcess(c.record.pid, c.record.startTime)) await this.finalize(c, 'container destroyed');
       else this.log('error', 'container supervisor did not exit after its task was killed', { containerId, pid: c.record.pid });
     }
   }
@@ -433,7 +516,7 @@ export class LinuxContainerizer implements Containerizer {
 
   async recover(records: ContainerRecord[]): Promise<void> {
     const { hier } = await this.init();
-    const boot = await bootId();
+    const boot = bootId();
     const known = new Set<string>();
     const finalizing: Promise<void>[] = [];
     let adopted = 0;
@@ -443,10 +526,17 @@ export class LinuxContainerizer implements Containerizer {
       if (existing && existing.state !== 'ended') continue;
       const rel = typeof r.extra?.['cgroup'] === 'string' ? (r.extra['cgroup'] as string) : undefined;
       const cg = hier.handle(r.containerId, rel);
+      const hostUid = r.extra?.['usernsHostUid'];
+      if (typeof hostUid === 'number' && !this.userns.adopt(r.containerId, hostUid)) {
+        this.log('error', 'two recovered containers claim one user-namespace block', { containerId: r.containerId, hostUid });
+      }
       const c = this.track(r, cg, true);
-      const alive = r.bootId === boot && (await isSameProcess(r.pid, r.startTime));
-      if (alive) adopted++;
-      else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
+      const alive = r.bootId === boot && isSameProcess(r.pid, r.startTime);
+      if (alive) {
+        adopted++;
+        await Promise.all(SUBSYSTEMS.map((s) => s.recover?.(cg, hier.fs)));
+        this.watch(c, hier);
+      } else finalizing.push(this.finalize(c, r.bootId !== boot ? 'container lost: the machine rebooted' : undefined));
     }
     // Orphans: cgroups under our root that no record claims (launched by an agent that
     // crashed before checkpointing, or whose records were lost).
@@ -473,9 +563,7 @@ export class LinuxContainerizer implements Containerizer {
       for (const c of this.containers.values()) {
         if (!c.recovered || c.state !== 'running') continue;
         any = true;
-        void isSameProcess(c.record.pid, c.record.startTime).then((alive) => {
-          if (!alive) void this.finalize(c);
-        });
+        if (!isSameProcess(c.record.pid, c.record.startTime)) void this.finalize(c);
       }
       if (!any && this.pollTimer) {
         clearInterval(this.pollTimer);
@@ -492,13 +580,14 @@ export class LinuxContainerizer implements Containerizer {
    */
   async close(): Promise<void> {
     this.closed = true;
+    for (const c of this.containers.values()) c.watching.abort();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
     for (const c of this.containers.values()) c.child?.unref();
     this.server?.close();
     if (!this.readyPromise || [...this.containers.values()].some((c) => c.state !== 'ended')) return;
     const ready = await this.readyPromise.catch(() => undefined);
-    if (ready) await Promise.all(rootDirs(ready.hier).map((d) => ready.hier.fs.rmdir(d).catch(() => undefined)));
+    if (ready) await removeRootDirs(ready.hier, this.opts.cgroupRoot);
   }
 
   /** Freezes (true) or thaws (false) a running container; used by tests and the operator API. */

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { detectHierarchy } from './cgroups/detect.js';
-import { rootDirs, type HierarchyLabel } from './cgroups/hierarchy.js';
+import { removeRootDirs, rootChainDirs, type HierarchyLabel } from './cgroups/hierarchy.js';
 import { locateShellTools } from './shim.js';
 
 export interface LinuxProbe {
@@ -31,7 +31,7 @@ export async function probeLinux(cgroupRoot = 'berth'): Promise<LinuxProbe> {
   if (!hier) return { ok: false, reason: 'no cgroup hierarchy with cpu, memory or pids controllers', cgroupVersion };
   const missing = (['cpu', 'memory', 'pids'] as const).filter((c) => !hier.controllers.has(c));
   // The probe leaves nothing behind: the root cgroups it had to create are removed again.
-  const roots = rootDirs(hier);
+  const roots = rootChainDirs(hier, cgroupRoot);
   const preexisting = new Set((await Promise.all(roots.map(async (d) => ((await exists(d)) ? d : undefined)))).filter((d) => d !== undefined));
   try {
     await hier.init();
@@ -41,7 +41,7 @@ export async function probeLinux(cgroupRoot = 'berth'): Promise<LinuxProbe> {
   } catch (err) {
     return { ok: false, reason: `cgroups not writable: ${(err as Error).message}`, cgroupVersion };
   } finally {
-    await Promise.all(roots.filter((d) => !preexisting.has(d)).map((d) => hier.fs.rmdir(d).catch(() => undefined)));
+    await removeRootDirs(hier, cgroupRoot, preexisting);
   }
   // v2 learns its controllers at init.
   const stillMissing = missing.filter((c) => !hier.controllers.has(c));

@@ -52,6 +52,10 @@ export const cpuSubsystem: Subsystem = {
     }
   },
 
+  update(h: CgroupHandle, fs: CgroupFs, limits: ContainerLimits, opts: SubsystemOptions): Promise<void> {
+    return this.prepare(h, fs, limits, opts);
+  },
+
   async usage(h: CgroupHandle, fs: CgroupFs, stats: ResourceStatistics): Promise<void> {
     if (h.version === 1) {
       const acct = h.dir('cpuacct');

@@ -25,7 +25,16 @@ export const realCgroupFs: CgroupFs = {
   // flag 'r+': cgroup control files exist already; never create a regular file by mistake.
   write: (p, d) => writeFile(p, d, { flag: 'r+' }),
   mkdir: async (p) => {
-    await mkdir(p, { recursive: true });
+    // Another agent may rmdir the shared parent (`berth`) between our recursive mkdir's
+    // steps when it removes its own empty root: try again, the parent is made anew.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(p, { recursive: true });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 4) throw err;
+      }
+    }
   },
   rmdir: (p) => rmdir(p),
   subdirs: async (p) => {

@@ -56,13 +56,41 @@ export interface SubsystemOptions {
   pidsMax: number;
 }
 
-/** One controller's part of a container's lifecycle (Mesos: prepare/isolate → update, usage, cleanup by rmdir). */
+/** A limit a container reached that ends it (Mesos: ContainerLimitation). */
+export interface Limitation {
+  reason: 'REASON_CONTAINER_LIMITATION_MEMORY' | 'REASON_CONTAINER_LIMITATION_DISK';
+  message: string;
+}
+
+/**
+ * One controller's part of a container's lifecycle, as Mesos' cgroups subsystems:
+ *
+ *   recover  after an agent restart, for each re-adopted container (limits live in the kernel;
+ *            a subsystem rebuilds only its own in-memory state)
+ *   prepare  writes the limits, after the cgroup is created and before the task joins, so the
+ *            task never runs unlimited
+ *   isolate  the task has joined (its host pid is known)
+ *   watch    resolves with a Limitation when the container reached a limit it must be destroyed
+ *            for (memory: the kernel OOM-killed in it); stays pending otherwise; stops on `signal`
+ *   update   changes the limits of a running container
+ *   usage    adds this controller's ResourceStatistics fields; skips what the kernel does not expose
+ *   cleanup  before the cgroup is removed: final reads (the limitation a watch may have missed);
+ *            tolerates a container it never saw and a cgroup already gone
+ */
 export interface Subsystem {
   readonly name: string;
-  /** Writes the limits. Runs after create and before the task joins, so the task never runs unlimited. */
+  recover?(h: CgroupHandle, fs: CgroupFs): Promise<void>;
   prepare(h: CgroupHandle, fs: CgroupFs, limits: ContainerLimits, opts: SubsystemOptions): Promise<void>;
-  /** Adds this controller's ResourceStatistics fields; skips silently what the kernel does not expose. */
+  isolate?(h: CgroupHandle, fs: CgroupFs, pid: number): Promise<void>;
+  watch?(h: CgroupHandle, fs: CgroupFs, signal: AbortSignal, opts: WatchOptions): Promise<Limitation>;
+  update(h: CgroupHandle, fs: CgroupFs, limits: ContainerLimits, opts: SubsystemOptions): Promise<void>;
   usage(h: CgroupHandle, fs: CgroupFs, stats: ResourceStatistics): Promise<void>;
+  cleanup?(h: CgroupHandle, fs: CgroupFs): Promise<Limitation | undefined>;
+}
+
+export interface WatchOptions {
+  /** How often a watch without kernel notification polls (default 100 ms). */
+  pollMs: number;
 }
 
 /** Berth's root cgroup directory in each hierarchy used (the parents of every container cgroup). */
@@ -74,6 +102,29 @@ export function rootDirs(hier: Hierarchy): string[] {
     if (d !== undefined) out.add(d.slice(0, d.lastIndexOf('/')));
   }
   return [...out];
+}
+
+/**
+ * Berth's root directories and their parents up to the mount, deepest first: a root
+ * `berth/agent-1a2b` gives `…/berth/agent-1a2b`, then `…/berth`. Removing them in this order
+ * (rmdir refuses a non-empty one) takes away exactly what no other agent still uses.
+ */
+export function rootChainDirs(hier: Hierarchy, cgroupRoot: string): string[] {
+  const depth = cgroupRoot.split('/').length;
+  const out: string[] = [];
+  for (let level = 0; level < depth; level++) {
+    for (const d of rootDirs(hier)) {
+      let x = d;
+      for (let i = 0; i < level; i++) x = x.slice(0, x.lastIndexOf('/'));
+      if (!out.includes(x)) out.push(x);
+    }
+  }
+  return out;
+}
+
+/** Removes Berth's (empty) root cgroups and the (empty) parents it created; what is in use stays. */
+export async function removeRootDirs(hier: Hierarchy, cgroupRoot: string, keep: ReadonlySet<string> = new Set()): Promise<void> {
+  for (const d of rootChainDirs(hier, cgroupRoot)) if (!keep.has(d)) await hier.fs.rmdir(d).catch(() => undefined);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -10,7 +10,7 @@ import type { ContainerLimits } from '../../types.js';
 import type { ResourceStatistics } from '../../../../proto/types.js';
 import type { CgroupFs } from './fs.js';
 import { isErrno, parseKeyed, readOptional } from './fs.js';
-import type { CgroupHandle, Subsystem } from './hierarchy.js';
+import type { CgroupHandle, Limitation, Subsystem, SubsystemOptions, WatchOptions } from './hierarchy.js';
 
 const MiB = 1024 * 1024;
 /** v1 reports "no limit" as a huge page-aligned number. */
@@ -59,6 +59,34 @@ export const memorySubsystem: Subsystem = {
         }
       }
     }
+  },
+
+  update(h: CgroupHandle, fs: CgroupFs, limits: ContainerLimits, opts: SubsystemOptions): Promise<void> {
+    return this.prepare(h, fs, limits, opts);
+  },
+
+  /**
+   * Mesos semantics: reaching the limit ends the container. The kernel's OOM killer may pick a
+   * child and leave the task running; the first OOM kill in the cgroup is the limitation, and the
+   * containerizer destroys the whole container at that moment (peak in the message). Polled:
+   * cgroup v1 notifies only through an eventfd, which Node cannot wait on.
+   */
+  async watch(h: CgroupHandle, fs: CgroupFs, signal: AbortSignal, opts: WatchOptions): Promise<Limitation> {
+    while (!signal.aborted) {
+      const s = await oomState(h, fs).catch(() => ({ oomKilled: false }) as OomState);
+      if (s.oomKilled && !signal.aborted) return { reason: 'REASON_CONTAINER_LIMITATION_MEMORY', message: oomMessage(s) };
+      await new Promise<void>((r) => {
+        const onAbort = (): void => { clearTimeout(t); r(); };
+        const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); r(); }, opts.pollMs);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    return new Promise<Limitation>(() => undefined);
+  },
+
+  async cleanup(h: CgroupHandle, fs: CgroupFs): Promise<Limitation | undefined> {
+    const s = await oomState(h, fs).catch(() => ({ oomKilled: false }) as OomState);
+    return s.oomKilled ? { reason: 'REASON_CONTAINER_LIMITATION_MEMORY', message: oomMessage(s) } : undefined;
   },
 
   async usage(h: CgroupHandle, fs: CgroupFs, stats: ResourceStatistics): Promise<void> {

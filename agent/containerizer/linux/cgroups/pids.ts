@@ -19,6 +19,10 @@ export const pidsSubsystem: Subsystem = {
     await fs.write(`${dir}/pids.max`, opts.pidsMax > 0 ? String(Math.floor(opts.pidsMax)) : 'max');
   },
 
+  update(h: CgroupHandle, fs: CgroupFs, limits: ContainerLimits, opts: SubsystemOptions): Promise<void> {
+    return this.prepare(h, fs, limits, opts);
+  },
+
   async usage(h: CgroupHandle, fs: CgroupFs, stats: ResourceStatistics): Promise<void> {
     const dir = h.dir('pids');
     if (dir === undefined) return;

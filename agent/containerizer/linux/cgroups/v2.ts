@@ -40,10 +40,15 @@ export class V2Hierarchy implements Hierarchy {
     const enable = wanted.map((c) => `+${c}`).join(' ');
     const rootDir = join(this.mount, this.root);
     // Parent first: a controller can only be enabled in a child's subtree_control
-    // when the parent's subtree_control enabled it for that child.
+    // when the parent's subtree_control enabled it for that child. A nested root
+    // (`berth/<agent>`: one per agent) is enabled level by level.
     if (enable) await this.fs.write(join(this.mount, 'cgroup.subtree_control'), enable);
-    await this.fs.mkdir(rootDir);
-    if (enable) await this.fs.write(join(rootDir, 'cgroup.subtree_control'), enable);
+    let dir = this.mount;
+    for (const part of this.root.split('/')) {
+      dir = join(dir, part);
+      await this.fs.mkdir(dir);
+      if (enable) await this.fs.write(join(dir, 'cgroup.subtree_control'), enable);
+    }
     this.available = new Set<Controller>(wanted);
     // cpu.stat (usage) and cgroup.freeze exist in every non-root cgroup whatever the controllers.
     this.available.add('cpuacct');
