@@ -11,7 +11,7 @@
  */
 import type { KV, NatsConnection } from 'nats';
 import { BerthError } from '../../proto/errors.js';
-import { openBucket } from '../../proto/transport/nats.js';
+import { openBucket, readAll } from '../../proto/transport/nats.js';
 import { checkKey, MAX_VALUE_BYTES, type PutOptions, type Store, type StoreEntry } from './store.js';
 
 export interface KvStoreOptions {
@@ -101,14 +101,9 @@ export class KvStore implements Store {
 
   async list(prefix = ''): Promise<StoreEntry[]> {
     const out: StoreEntry[] = [];
-    // initializedFn may run before watch() returns (an empty bucket).
-    let initialized = false;
-    let w: Awaited<ReturnType<KV['watch']>> | undefined;
-    w = await this.kv.watch({ key: '>', initializedFn: () => { initialized = true; w?.stop(); } });
-    if (initialized) w.stop();
-    for await (const e of w) {
+    await readAll(this.kv, (e) => {
       if (e.operation === 'PUT' && e.key.startsWith(prefix)) out.push({ key: e.key, value: td.decode(e.value), revision: e.revision });
-    }
+    });
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 

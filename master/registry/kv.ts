@@ -27,7 +27,7 @@
 import { headers as natsHeaders, nuid, type JetStreamClient, type KV, type NatsConnection, type PubAck } from 'nats';
 import { BerthError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
-import { openBucket } from '../leader/nats.js';
+import { openBucket, readAll } from '../../proto/transport/nats.js';
 import type { AgentInfo, FrameworkInfo } from '../../proto/types.js';
 import type { Registry, RegistryEvent, RegistryState } from './types.js';
 
@@ -95,14 +95,9 @@ export class KvRegistry implements Registry {
     const s: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0, unreachable: new Map() };
     let maxRev = 0;
     let tombstones = 0;
-    // initializedFn may run before watch() returns (an empty bucket), so it sets a flag the loop reads too.
-    let initialized = false;
-    let w: Awaited<ReturnType<KV['watch']>> | undefined;
-    w = await this.kv.watch({ key: '>', initializedFn: () => { initialized = true; w?.stop(); } });
-    if (initialized) w.stop();
-    for await (const e of w) {
+    await readAll(this.kv, (e) => {
       maxRev = Math.max(maxRev, e.revision);
-      if (e.operation !== 'PUT') { tombstones++; continue; }
+      if (e.operation !== 'PUT') { tombstones++; return; }
       const [kind] = e.key.split('.', 1);
       const v = e.json<{ id: string; info?: unknown; starts?: number; unreachable_at?: number }>();
       switch (kind) {
@@ -115,7 +110,7 @@ export class KvRegistry implements Registry {
         case 'removed': s.removedFrameworks.add(v.id); break;
         default: throw new BerthError('IO', `registry bucket ${this.bucket}: unknown key ${e.key}`);
       }
-    }
+    });
     for (const id of s.removedFrameworks) s.frameworks.delete(id);
     if (maxRev > lastSeq) throw new BerthError('CONFLICT', `registry ${this.bucket} was written during load (another master is active)`);
     this.seq = lastSeq;

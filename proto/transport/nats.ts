@@ -28,7 +28,7 @@
 import { readFileSync } from 'node:fs';
 import {
   connect, credsAuthenticator, headers as natsHeaders, nuid,
-  type ConnectionOptions, type KV, type Msg, type MsgHdrs, type NatsConnection, type Subscription,
+  type ConnectionOptions, type KV, type KvEntry, type Msg, type MsgHdrs, type NatsConnection, type Subscription,
 } from 'nats';
 import {
   decodeAgentToMaster, decodeCall, decodeEvent, decodeMasterToAgent,
@@ -111,6 +111,27 @@ export async function openBucket(nc: NatsConnection, bucket: string, replicas: n
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/**
+ * Every current entry of a KV bucket (last value per key, delete markers included), read once.
+ * nats.js calls initializedFn either in order after the initial entries, or — when they all
+ * arrived before watch() returned — at once while they still wait in the iterator; stopping
+ * there would drop them, so that case reads exactly as many entries as were received.
+ */
+export async function readAll(kv: KV, each: (e: KvEntry) => void): Promise<void> {
+  let initialized = false;
+  let w: Awaited<ReturnType<KV['watch']>> | undefined;
+  w = await kv.watch({ key: '>', initializedFn: () => { initialized = true; w?.stop(); } });
+  if (initialized) {
+    const target = w.getReceived();
+    if (target === 0) { w.stop(); return; }
+    let seen = 0;
+    for await (const e of w) { each(e); if (++seen >= target) break; }
+    w.stop();
+    return;
+  }
+  for await (const e of w) each(e);
 }
 
 const te = new TextEncoder();
