@@ -46,7 +46,14 @@ export class KvStore implements Store {
 
   async get(key: string): Promise<StoreEntry | undefined> {
     checkKey(key);
-    const e = await this.kv.get(key);
+    const until = performance.now() + RETRY_FOR_MS;
+    let e: Awaited<ReturnType<KV['get']>>;
+    for (;;) {
+      try { e = await this.kv.get(key); break; } catch (err) {
+        if (!isTransient(err) || performance.now() > until) throw new BerthError('IO', `store key '${key}': ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
     if (!e || e.operation !== 'PUT') return undefined;
     return { key, value: td.decode(e.value), revision: e.revision };
   }
@@ -101,9 +108,20 @@ export class KvStore implements Store {
 
   async list(prefix = ''): Promise<StoreEntry[]> {
     const out: StoreEntry[] = [];
-    await readAll(this.kv, (e) => {
-      if (e.operation === 'PUT' && e.key.startsWith(prefix)) out.push({ key: e.key, value: td.decode(e.value), revision: e.revision });
-    });
+    const until = performance.now() + RETRY_FOR_MS;
+    for (;;) {
+      try {
+        await readAll(this.kv, (e) => {
+          if (e.operation === 'PUT' && e.key.startsWith(prefix)) out.push({ key: e.key, value: td.decode(e.value), revision: e.revision });
+        });
+        break;
+      } catch (e) {
+        // A NATS node dying: the read's consumer cannot be made until JetStream re-elects.
+        if (!isTransient(e) || performance.now() > until) throw new BerthError('IO', `store list '${prefix}': ${(e as Error).message}`);
+        out.length = 0;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 

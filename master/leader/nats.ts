@@ -153,6 +153,11 @@ export class NatsLeaseContender implements MasterContender {
     this.fenceTimer.unref();
   }
 
+  /** Gives up a term this master cannot serve (its Master failed to start, its registry was fenced). */
+  stepDown(why: string): void {
+    if (this.state === 'leading') this.fence(why);
+  }
+
   private fence(why: string): void {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.o.log?.warn({ epoch: this.epoch, why }, 'fenced: stepping down');

@@ -176,18 +176,20 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
     term = t;
     const registry = new KvRegistry(nc, {
       prefix, replicas, log,
-      onFenced: (why) => { if (term === t) { void endTerm(`registry fenced: ${why}`); } },
+      onFenced: (why) => { if (term === t) contender.stepDown(`registry fenced: ${why}`); },
     });
     const master = new Master({ ...opts, registry, log, hostname: advertise, port });
     const h = new MasterHttpServer(master, log);
+    h.servedAt(port, host);
     installRoutes(h);
     t.master = master;
     t.http = h;
     try {
       await master.start();
     } catch (e) {
-      log.error({ err: (e as Error).message, epoch }, 'could not start the master of this term');
-      if (term === t) await endTerm('start failed');
+      log.error({ err: (e as Error).message, epoch }, 'could not start the master of this term; stepping down');
+      // Holding the lease without a Master would keep every other master from leading.
+      if (term === t) contender.stepDown(`start failed: ${(e as Error).message}`);
       return;
     }
     if (term !== t) { await master.stop().catch(() => {}); return; }

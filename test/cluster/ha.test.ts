@@ -46,8 +46,9 @@ test('chaos: SIGKILL the leading master while a framework launches 300 tasks', a
     await until('a leader with both agents', async () => {
       const l = await leaderOf();
       if (!l) return false;
-      const s = await json<{ slaves: unknown[] }>(`${l}/state`).catch(() => ({ slaves: [] }));
-      return s.slaves.length === 2;
+      // A leader still loading its term (or answering an error) has no slaves list yet.
+      const s = await json<{ slaves?: unknown[] }>(`${l}/state`).catch(() => ({ slaves: [] }));
+      return (s.slaves ?? []).length === 2;
     }, 60_000);
     const first = (await leaderOf())!;
     client = await natsDialer({ servers: nats.urls }, 'berth');

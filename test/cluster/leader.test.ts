@@ -12,7 +12,7 @@ import type { LeaderState } from '../../master/leader/types.js';
 import { NatsLeaderDetector } from '../../proto/transport/nats-detector.js';
 import { checked, client, until, withNats } from './harness.js';
 
-const TTL = 600;
+const TTL = 2000;
 
 function contender(nc: NatsConnection, id: string, prefix: string, replicas = 1) {
   const c = new NatsLeaseContender(nc, {
