@@ -1,6 +1,7 @@
 /** `berth agent`: flags → startAgent; runs until SIGINT/SIGTERM. */
 import { BerthError } from '../proto/errors.js';
 import { natsDialer, natsOptions, type NatsFlags } from './cluster.js';
+import { logger } from '../proto/log.js';
 import { findCredential, findTls } from '../proto/transport/credentials.js';
 import { WsDialer } from '../proto/transport/ws.js';
 
@@ -59,7 +60,7 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   }
   // Cluster mode: the dialer follows the leader over NATS (NATS credentials/TLS are on the NATS
   // connection). Otherwise credentials and TLS go to the WebSocket dialer.
-  const cluster = nats ? await natsDialer(nats, o.natsPrefix) : undefined;
+  const cluster = nats ? await natsDialer(nats, o.natsPrefix, logger('agent')) : undefined;
   const dialer = cluster?.dialer ?? new WsDialer(o.master!, {
     credential: findCredential({ file: o.credential, workDir: o.workDir }),
     tls: findTls({ ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey }),

@@ -29,6 +29,8 @@ export interface ChaosOptions {
   cmd?: string;
   /** Called whenever more tasks were launched (so a test can kill the leader mid-launch). */
   onLaunched?: (total: number) => void;
+  /** Tasks placed per OFFERS event (default 25). */
+  perRound?: number;
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -74,7 +76,8 @@ export async function runChaosFramework(o: ChaosOptions): Promise<ChaosResult> {
     fw.on('offers', async (offers) => {
       const pool = new OfferPool(offers);
       const placed: string[] = [];
-      while (pending.length > 0 && pool.place(specs.get(pending[0]!)!)) placed.push(pending.shift()!);
+      // A few tasks per offer round, so launches spread over time and the leader dies mid-stream.
+      while (pending.length > 0 && placed.length < (o.perRound ?? 25) && pool.place(specs.get(pending[0]!)!)) placed.push(pending.shift()!);
       try {
         const launched = await fw.acceptPool(pool, { refuseSeconds: pending.length > 0 ? 0 : 30 });
         for (const t of launched) agentOf.set(t.task_id.value, t.agent_id.value);
