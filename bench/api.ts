@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- api`: offer → launch round trips per second through the
  * framework-facing transports, in one run on one cluster: one real master on a
- * loopback port and N simulated agents (test/helpers/fake-agent: real
+ * loopback port and N simulated agents (sim/agent.ts: real
  * berth.agent protocol over WebSockets, tasks finish at once, every update
  * acknowledged). A framework launches one tiny task per offer and returns the
  * rest with refuse_seconds 0, so the offer comes straight back; a round trip
@@ -17,7 +17,7 @@
  */
 import { connect, pickResources, type Framework, type Offer } from '../frameworks/sdk/index.js';
 import { silentLogger } from '../proto/log.js';
-import { startCluster } from '../test/helpers/fake-agent.js';
+import { startCluster } from '../test/helpers/cluster.js';
 import { emit, median, progress } from './report.js';
 
 function arg(args: string[], name: string, dflt: number): number {

@@ -7,13 +7,11 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { ManualClock } from '../proto/clock.js';
 import { MemoryNetwork } from '../proto/transport/memory.js';
-import { Resources } from '../proto/resources.js';
 import { silentLogger } from '../proto/log.js';
 import { Master } from '../master/master.js';
 import { MemoryRegistry } from '../master/registry/types.js';
-import { newUuidBase64 } from '../proto/uuid.js';
-import type { Conn } from '../proto/transport/types.js';
-import type { AgentToMaster, MasterToAgent, Event, Offer, TaskInfo } from '../proto/types.js';
+import { SimAgent, holdScript } from '../sim/agent.js';
+import type { Event, Offer, TaskInfo } from '../proto/types.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -35,19 +33,14 @@ export async function measureMasterHeap(agents = 10_000, tasksPerAgent = 10, pro
   await master.start();
   const base = heap();
 
-  const conns: Conn<MasterToAgent, AgentToMaster>[] = [];
-  const resources = Resources.parse('cpus:24;mem:4096;ports:[31000-32000]').toWire();
+  // Simulated agents (sim/agent.ts): RUNNING at once on launch, no resend timers (nothing is lost in
+  // process). Their own objects count in the per-agent figure, as the hand-written stub's did.
+  const agentsList: SimAgent[] = [];
+  const resources = 'cpus:24;mem:4096;ports:[31000-32000]';
   for (let i = 0; i < agents; i++) {
-    const conn = await net.dialAgent();
-    const idx = i;
-    conn.onMessage((m) => {
-      if (m.launch) {
-        // RUNNING with a uuid, like a real agent; the framework acknowledges below.
-        conn.send({ version: 1, status_update: { framework_id: m.launch.framework.id!, status: { task_id: m.launch.task.task_id, state: 'TASK_RUNNING', uuid: newUuidBase64(), source: 'SOURCE_EXECUTOR', timestamp: clock.now() / 1000 } } });
-      }
-    });
-    conn.send({ version: 1, register: { agent_info: { hostname: `host-${idx}`, resources }, endpoint: `10.0.${idx >> 8}.${idx & 255}:5051` } });
-    conns.push(conn);
+    const a = new SimAgent({ dialer: net, hostname: `host-${i}`, resources, script: holdScript, resendMs: 0, clock });
+    void a.connect();
+    agentsList.push(a);
     if (i % 1000 === 999) await settle(2);
   }
   await settle(5);

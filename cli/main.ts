@@ -147,8 +147,9 @@ program.command('state')
   .action(async (opts) => { await printState(opts.master, !!opts.json, { credentialFile: opts.credential, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }); });
 
 program.command('bench')
-  .description('run benchmarks (allocator, launch, api, micro)')
+  .description('run benchmarks (allocator, launch, api, micro, binpack, c1m, scale); suite flags pass through')
   .argument('<names...>')
+  .allowUnknownOption()
   .action(async (names: string[]) => {
     process.argv = [process.argv[0]!, 'bench', ...names];
     await import('../bench/main.js');

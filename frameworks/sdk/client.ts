@@ -74,7 +74,7 @@ export interface ConnectOptions {
   /**
    * Principal and secret for a master that authenticates frameworks (HTTP Basic on every
    * request and on the native upgrade). Default: $BERTH_CREDENTIAL (a file), or
-   * $BERTH_PRINCIPAL + $BERTH_SECRET; none = unauthenticated. Set `principal` in
+   * $BERTH_PRINCIPAL + $BERTH_SECRET, or `<workDir>/credential`; none = unauthenticated. Set `principal` in
    * `framework` too, or the master binds the framework to this one.
    */
   credential?: Credential;
@@ -84,6 +84,8 @@ export interface ConnectOptions {
    * (file paths). Giving it (or an https:// / berths:// master) makes the SDK use TLS.
    */
   tls?: TlsClientOptions;
+  /** A framework's work dir: `<workDir>/credential` is used when no credential is given otherwise. */
+  workDir?: string;
   /** Reconnect policy: backoff from `baseMs` doubling to `maxMs`, with jitter. `false` disables. */
   reconnect?: { baseMs?: number; maxMs?: number } | false;
   /** How long `connect()` keeps retrying an unreachable master (default 10 s). */
@@ -207,7 +209,9 @@ export class Framework {
   private readonly log: Logger;
   private readonly callbacks = new Map<EventName, Callback<EventName>[]>();
   private readonly iterators = new Set<EventIterator>();
-  private readonly queue: FrameworkEvent[] = [];
+  /** Events awaiting delivery: `queue[qHead…]` (a head index, not shift(): O(1) per event at any backlog). */
+  private queue: FrameworkEvent[] = [];
+  private qHead = 0;
   /**
    * Events that arrived while nobody listened for their type (typically OFFERS right behind
    * SUBSCRIBED, before the caller's `await connect()` continuation registered `on('offers')`).
@@ -235,7 +239,7 @@ export class Framework {
     this.clock = opts.clock ?? new RealClock();
     this.log = opts.log ?? logger('sdk', { framework: opts.framework.name });
     this.transport = makeTransport(opts.master, opts.encoding, {
-      credential: opts.credential ?? findCredential(),
+      credential: opts.credential ?? findCredential({ workDir: opts.workDir }),
       tls: opts.tls ?? findTls(),
     });
     this.info = frameworkInfo(opts.framework, opts.frameworkId);
@@ -279,7 +283,7 @@ export class Framework {
     const back = this.parked.filter(pred);
     if (back.length === 0) return;
     for (let i = this.parked.length - 1; i >= 0; i--) if (pred(this.parked[i]!)) this.parked.splice(i, 1);
-    this.queue.unshift(...back);
+    this.queue.splice(this.qHead, 0, ...back);
     // Deliver on a later microtask: a callback must never run inside the `on()` that registers it.
     queueMicrotask(() => { if (!this.draining) void this.drain(); });
   }
@@ -290,11 +294,22 @@ export class Framework {
     if (!this.draining) void this.drain();
   }
 
+  private nextEvent(): FrameworkEvent | undefined {
+    if (this.qHead >= this.queue.length) {
+      if (this.qHead > 0) { this.queue = []; this.qHead = 0; }
+      return undefined;
+    }
+    const ev = this.queue[this.qHead++];
+    // Reclaim the consumed prefix once it dominates, so a long backlog costs O(1) amortised per event.
+    if (this.qHead >= 4096 && this.qHead * 2 >= this.queue.length) { this.queue = this.queue.slice(this.qHead); this.qHead = 0; }
+    return ev;
+  }
+
   /** The single delivery loop: one event at a time through every callback for it. */
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      for (let ev = this.queue.shift(); ev; ev = this.queue.shift()) {
+      for (let ev = this.nextEvent(); ev; ev = this.nextEvent()) {
         // After close/teardown only the closing error is delivered: offers and updates queued
         // behind it could not be acted on (every call would fail).
         if (this.state === 'CLOSED' && ev.type !== 'error') continue;
@@ -540,7 +555,7 @@ export class Framework {
 
   /** Resolves once every queued event has been through its callbacks. */
   async idle(): Promise<void> {
-    while (this.draining || this.queue.length > 0) await new Promise((r) => setImmediate(r));
+    while (this.draining || this.queue.length > this.qHead) await new Promise((r) => setImmediate(r));
   }
 
   // ------------------------------------------------------------ calls

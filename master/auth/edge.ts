@@ -111,6 +111,6 @@ export class HostCheck {
     if (!m) return false;
     const name = m[1]!.replace(/^\[|\]$/g, '');
     if (m[2] !== undefined && Number(m[2]) !== port) return false;
-    return this.names.has(name) || [...this.names].some((n) => /^127\./.test(n) && /^127\./.test(name));
+    return this.names.has(name) || /^127\.\d+\.\d+\.\d+$/.test(name);
   }
 }

@@ -13,7 +13,7 @@ import { hello } from '../../frameworks/examples/hello.js';
 import { runManyTasks } from '../../frameworks/examples/many-tasks.js';
 import { rawHttp, RecordIOReader } from '../../frameworks/examples/raw-http.js';
 import { runWorkQueue } from '../../frameworks/examples/work-queue.js';
-import { defaultScript, startCluster, type TaskStep, type TestCluster } from '../helpers/fake-agent.js';
+import { defaultScript, startCluster, type TaskStep, type TestCluster } from '../helpers/cluster.js';
 
 // Commands containing `flaky` fail on their first attempt; `exit 3` always fails.
 const attempts = new Map<string, number>();

@@ -14,7 +14,7 @@ import {
   BerthError, connect, OfferPool, pickResources, task, taskInfo,
   type ConnectOptions, type Framework, type FrameworkEvent, type Offer, type TaskStatus,
 } from '../../frameworks/sdk/index.js';
-import { FakeAgent, holdScript, startCluster, type TestCluster } from '../helpers/fake-agent.js';
+import { SimAgent, holdScript, startCluster, type TestCluster } from '../helpers/cluster.js';
 
 const until = async (cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> => {
   const end = Date.now() + ms;
@@ -134,8 +134,8 @@ async function inProcess(agents = 1, opts: Partial<ConnectOptions> = {}, script 
   const master = new Master({ registry: new MemoryRegistry(), log: silentLogger });
   master.listen(net);
   await master.start();
-  const as: FakeAgent[] = [];
-  for (let i = 0; i < agents; i++) as.push(await FakeAgent.start({ dialer: net, hostname: `m${i}`, script }));
+  const as: SimAgent[] = [];
+  for (let i = 0; i < agents; i++) as.push(await SimAgent.start({ dialer: net, hostname: `m${i}`, script }));
   const fw = await connect({ master: net, framework: { name: 'mem', failover_timeout: 60 }, log: silentLogger, ...opts });
   return {
     net, master, agents: as, fw,

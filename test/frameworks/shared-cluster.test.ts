@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Event, Offer, Resource } from '../../proto/types.js';
 import { connect, pickResources, task, type Framework } from '../../frameworks/sdk/index.js';
-import { holdScript, startCluster, type TestCluster } from '../helpers/fake-agent.js';
+import { holdScript, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { openStream, request, type RawStream } from '../master/http/raw-client.js';
 
 const TASK = { cpus: 0.5, mem: 256 };

@@ -1,83 +1,46 @@
 /**
- * In-process cluster for master tests: a real Master on a ManualClock and a
- * MemoryNetwork, scripted agents that speak berth.agent, and frameworks that
- * are plain event sinks. No sockets, no sleeps: `settle()` drains pending
- * microtasks/immediates, `clock.advance()` moves time.
+ * In-process cluster for master tests, on the simulation kit: a real Master on
+ * a virtual clock and a MemoryNetwork, simulated agents (sim/agent.ts, in
+ * 'manual' mode: they record what the master asks and the test sends their
+ * updates), and frameworks that are plain event sinks. No sockets, no sleeps:
+ * `settle()` runs until nothing is in flight, `tick()` moves virtual time,
+ * firing timers one at a time and settling after each.
  */
-import { ManualClock } from '../../proto/clock.js';
 import { MemoryNetwork } from '../../proto/transport/memory.js';
-import type { Conn } from '../../proto/transport/types.js';
-import type {
-  AgentToMaster, Call, Event, FrameworkInfo, MasterToAgent, Offer, Resource, TaskInfo, TaskState, TaskStatus,
-} from '../../proto/types.js';
+import type { Call, Event, FrameworkInfo, Offer, TaskInfo, TaskStatus } from '../../proto/types.js';
 import { Resources } from '../../proto/resources.js';
 import { Master, type FrameworkSink, type MasterOptions } from '../../master/master.js';
 import { MemoryRegistry, type Registry } from '../../master/registry/types.js';
 import { silentLogger } from '../../proto/log.js';
-import { newUuidBase64 } from '../../proto/uuid.js';
+import { DeferQueue, SimLoop, VirtualClock } from '../../sim/clock.js';
+import { SimAgent, type ReregisterReport } from '../../sim/agent.js';
 
-export async function settle(rounds = 20): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
+/**
+ * Every cluster of this module defers the master's work to this one queue, so
+ * the free `settle()` tests call can drain whichever cluster is running (the
+ * suites run one test at a time).
+ */
+const deferred = new DeferQueue();
+
+/**
+ * Runs until no message, microtask or deferred allocation is left in flight.
+ * `_rounds` is accepted for older callers and ignored: settling is exact.
+ */
+export async function settle(_rounds?: number): Promise<void> {
+  await new SimLoop(undefined, deferred).settle();
 }
 
-export class TestAgent {
-  conn!: Conn<MasterToAgent, AgentToMaster>;
-  id = '';
-  readonly launched: { framework_id: string; task: TaskInfo }[] = [];
-  readonly killed: string[] = [];
-  readonly acks: string[] = [];
-  readonly shutdowns: string[] = [];
-  answerPings = true;
-
-  constructor(readonly net: MemoryNetwork, readonly hostname: string, readonly resources: string, readonly attributes: Record<string, string> = {}) {}
-
-  private agentInfo(): { hostname: string; resources: Resource[]; attributes: { name: string; type: 'TEXT'; text: { value: string } }[]; id?: { value: string } } {
-    const info = {
-      hostname: this.hostname,
-      resources: Resources.parse(this.resources).toWire(),
-      attributes: Object.entries(this.attributes).map(([name, value]) => ({ name, type: 'TEXT' as const, text: { value } })),
-    };
-    return this.id ? { ...info, id: { value: this.id } } : info;
+/** A simulated agent that records and answers nothing but pings: the test scripts its updates. */
+export class TestAgent extends SimAgent {
+  constructor(readonly net: MemoryNetwork, hostname: string, resources: string, attributes: Record<string, string> = {}, clock?: VirtualClock) {
+    super({ dialer: net, hostname, resources, attributes, script: 'manual', record: true, resendMs: 0, clock });
   }
 
-  async connect(reregister?: { tasks: { framework_id: string; task: TaskInfo; state: TaskState }[] }): Promise<void> {
-    this.conn = await this.net.dialAgent();
-    this.conn.onMessage((m) => {
-      if (m.registered) this.id = m.registered.agent_id.value;
-      if (m.ping && this.answerPings) this.conn.send({ version: 1, pong: { seq: m.ping.seq } });
-      if (m.launch) this.launched.push({ framework_id: m.launch.framework.id!.value, task: m.launch.task });
-      if (m.kill) this.killed.push(m.kill.task_id.value);
-      if (m.ack) this.acks.push(m.ack.uuid);
-      if (m.shutdown_framework) this.shutdowns.push(m.shutdown_framework.framework_id.value);
-    });
-    if (reregister) {
-      this.conn.send({
-        version: 1,
-        reregister: {
-          agent_info: this.agentInfo(), endpoint: `${this.hostname}:5051`,
-          tasks: reregister.tasks.map((t) => ({ framework_id: { value: t.framework_id }, task: t.task, state: t.state })),
-        },
-      });
-    } else {
-      this.conn.send({ version: 1, register: { agent_info: this.agentInfo(), endpoint: `${this.hostname}:5051` } });
-    }
+  override async connect(reregister?: ReregisterReport): Promise<string> {
+    const id = await super.connect(reregister);
     await settle();
+    return id;
   }
-
-  /** Sends a status update (with a fresh uuid) for a task; returns the uuid. */
-  update(frameworkId: string, taskId: string, state: TaskState, extra: Partial<TaskStatus> = {}): string {
-    const uuid = newUuidBase64();
-    this.conn.send({
-      version: 1,
-      status_update: {
-        framework_id: { value: frameworkId },
-        status: { task_id: { value: taskId }, state, uuid, agent_id: { value: this.id }, source: 'SOURCE_EXECUTOR', timestamp: Date.now() / 1000, ...extra },
-      },
-    });
-    return uuid;
-  }
-
-  disconnect(): void { this.conn.close('test'); }
 }
 
 export class TestFramework implements FrameworkSink {
@@ -141,27 +104,32 @@ export function task(id: string, agentId: string, resources: string, cmd = 'true
 
 export interface Cluster {
   master: Master;
-  clock: ManualClock;
+  clock: VirtualClock;
+  loop: SimLoop;
   net: MemoryNetwork;
   registry: Registry;
   agent(hostname: string, resources: string, attributes?: Record<string, string>): Promise<TestAgent>;
   framework(info?: Partial<FrameworkInfo>): Promise<TestFramework>;
-  /** Advances the clock in small steps, letting peers answer (pings, acks) in between. */
-  tick(ms: number, step?: number): Promise<void>;
+  /**
+   * Advances virtual time, firing timers one instant at a time and letting peers answer (pings,
+   * acks) in between. `_step` is accepted for older callers and ignored: every timer is its own step.
+   */
+  tick(ms: number, _step?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function cluster(opts: MasterOptions = {}): Promise<Cluster> {
-  const clock = new ManualClock();
+  const clock = new VirtualClock();
+  const loop = new SimLoop(clock, deferred);
   const net = new MemoryNetwork();
   const registry = opts.registry ?? new MemoryRegistry();
-  const master = new Master({ clock, registry, log: silentLogger, allocationIntervalMs: 1000, ...opts });
+  const master = new Master({ clock, scheduler: deferred, registry, log: silentLogger, allocationIntervalMs: 1000, ...opts });
   master.listen(net);
   await master.start();
   return {
-    master, clock, net, registry,
+    master, clock, loop, net, registry,
     async agent(hostname, resources, attributes) {
-      const a = new TestAgent(net, hostname, resources, attributes);
+      const a = new TestAgent(net, hostname, resources, attributes, clock);
       await a.connect();
       return a;
     },
@@ -170,12 +138,7 @@ export async function cluster(opts: MasterOptions = {}): Promise<Cluster> {
       await f.subscribe();
       return f;
     },
-    async tick(ms, step = 250) {
-      for (let left = ms; left > 0; left -= step) {
-        clock.advance(Math.min(step, left));
-        await settle(3);
-      }
-    },
+    async tick(ms) { await loop.advance(ms); },
     async stop() { await master.stop(); },
   };
 }

@@ -85,7 +85,7 @@ for (const seed of [1, 2, 3, 42, 1234]) {
           what = 'time passes';
           await c.tick(1000 + Math.floor(rand() * 4000));
         }
-        await settle(4);
+        await settle();
         checkInvariants(c.master, `step ${step} (${what})`);
       }
       assert.ok(n > 10, `the sequence launched tasks (${n})`);

@@ -88,6 +88,7 @@ test('poisoned SUBSCRIBE and UPDATE_FRAMEWORK (MULTI_ROLE, no roles) are refused
     };
     assert.throws(() => fw.call(upd), /roles must name at least one role/);
     assert.throws(() => fw.call({ type: 'UPDATE_FRAMEWORK', update_framework: { framework_info: { user: 'someone-else', name: 'test', id: { value: fw.id } } } }), /FrameworkInfo.user/);
+    assert.throws(() => fw.call({ type: 'UPDATE_FRAMEWORK', update_framework: { framework_info: { user: 'root', name: 'test', id: { value: fw.id }, principal: 'admin' } } }), /FrameworkInfo.principal/);
     const bigLabel: Omit<Call, 'framework_id'> = {
       type: 'UPDATE_FRAMEWORK',
       update_framework: { framework_info: { user: 'root', name: 'test', id: { value: fw.id }, labels: { labels: [{ key: 'k', value: 'x'.repeat(1 << 20) }] } } },
@@ -201,6 +202,25 @@ test('unreachable agents beyond --registry-max-agent-count are removed, oldest f
     assert.not.ok(c.master.agent(agents[0]!.id), 'the oldest unreachable agent was removed');
     assert.is(c.master.agent(agents[1]!.id)?.status, 'UNREACHABLE');
     assert.is(c.master.agent(agents[2]!.id)?.status, 'UNREACHABLE');
+  } finally { await c.stop(); }
+});
+
+test('a native connection that never subscribes or registers is closed after the handshake timeout', async () => {
+  const c = await cluster({ limits: { handshakeTimeoutMs: 10_000 }, agentPingIntervalMs: 3_600_000 });
+  try {
+    const idleFw = await c.net.dialFramework();
+    const idleAgent = await c.net.dialAgent();
+    const reasons: string[] = [];
+    idleFw.onClose((r) => reasons.push(r));
+    idleAgent.onClose((r) => reasons.push(r));
+    const live = await c.framework();
+    await c.tick(9_000);
+    assert.not.ok(idleFw.closed || idleAgent.closed, 'open within the timeout');
+    await c.tick(1_500);
+    await settle();
+    assert.ok(idleFw.closed && idleAgent.closed, 'both closed');
+    assert.ok(reasons.some((r) => /no SUBSCRIBE within 10000 ms/.test(r)) && reasons.some((r) => /no registration within/.test(r)), reasons.join('; '));
+    assert.is(c.master.framework(live.id)?.status, 'CONNECTED', 'subscribed peers are untouched');
   } finally { await c.stop(); }
 });
 

@@ -93,6 +93,8 @@ test("another principal's SUBSCRIBE (failover) or /teardown of a framework is re
   assert.is(hijack.status, 403, hijack.body.toString());
   assert.match(hijack.body.toString(), /registered by another principal/);
   assert.ok(!s1.ended, "alice's stream is untouched");
+  const anon = await request(`${url()}/teardown`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `frameworkId=${fid}` });
+  assert.is(anon.status, 401, 'the read-write endpoint needs credentials');
   const td = await request(`${url()}/teardown`, { headers: { ...auth(bob), 'content-type': 'application/x-www-form-urlencoded' }, body: `frameworkId=${fid}` });
   assert.is(td.status, 403, 'bob may not tear down alice\'s framework');
   assert.ok(m.master.framework(fid), 'still there');

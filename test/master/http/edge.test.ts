@@ -105,4 +105,19 @@ test('`berth master --host 0.0.0.0` without credentials exits with an error nami
   assert.match(r.stderr, /--credentials/);
 });
 
+test('a poisoned SUBSCRIBE (MULTI_ROLE, no roles) is a 400 over HTTP, and the master restarts cleanly on its registry', async () => {
+  const wd = path.join(dir, 'poison');
+  const m2 = await startMaster({ workDir: wd, port: 0, log: silentLogger });
+  const r = await request(`http://127.0.0.1:${m2.port}/api/v1/scheduler`, {
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'p', roles: [], capabilities: [{ type: 'MULTI_ROLE' }] } } }),
+  });
+  assert.is(r.status, 400);
+  assert.match(r.body.toString(), /roles must name at least one role/);
+  await m2.stop();
+  const m3 = await startMaster({ workDir: wd, port: 0, log: silentLogger });
+  assert.is(m3.master.frameworks.size, 0);
+  await m3.stop();
+});
+
 test.run();

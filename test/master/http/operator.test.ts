@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Event, Offer, Resource } from '../../../proto/types.js';
-import { holdScript, startCluster, type TestCluster } from '../../helpers/fake-agent.js';
+import { holdScript, startCluster, type TestCluster } from '../../helpers/cluster.js';
 import { openStream, request, type RawStream } from './raw-client.js';
 
 const s = suite('operator endpoints');

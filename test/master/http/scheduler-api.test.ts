@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeCall, encodeCall } from '../../../proto/codec.js';
 import type { Call, Event, Offer, Resource, TaskInfo } from '../../../proto/types.js';
-import { startCluster, type TestCluster } from '../../helpers/fake-agent.js';
+import { startCluster, type TestCluster } from '../../helpers/cluster.js';
 import http from 'node:http';
 import { openStream, RawStream, request } from './raw-client.js';
 
@@ -109,7 +109,7 @@ flow('SUBSCRIBE (JSON), OFFERS, ACCEPT LAUNCH, UPDATE RUNNING/FINISHED acknowled
     const offer = offersEv.offers!.offers![0]!;
     assert.ok(offer.id.value);
     assert.is(offer.framework_id.value, fid);
-    assert.is(offer.agent_id.value, c.agents[0]!.agentId);
+    assert.is(offer.agent_id.value, c.agents[0]!.id);
     assert.is(offer.hostname, 'agent-0');
     assert.is(offer.url?.scheme, 'http');
     assert.ok(offer.url?.address.ip && offer.url.address.hostname && offer.url.address.port, 'url.address has hostname, ip and port');

@@ -12,7 +12,7 @@ import { decodeEvent, encodeCall } from '../../../proto/codec.js';
 import { RecordIODecoder } from '../../../proto/recordio.js';
 import { Rng } from '../../../master/allocator/rng.js';
 import type { Event } from '../../../proto/types.js';
-import { startCluster, type TestCluster } from '../../helpers/fake-agent.js';
+import { startCluster, type TestCluster } from '../../helpers/cluster.js';
 
 interface Chunked { headers: string; chunks: Buffer[] }
 
