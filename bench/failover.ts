@@ -98,10 +98,23 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): 
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => { while (i < items.length) await fn(items[i++]!); }));
 }
 
+/** Every master this bench started, killed if the bench itself is interrupted. */
+const children = new Set<ChildProcess>();
+let running: NatsCluster | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    for (const n of running?.nodes ?? []) n.proc?.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 function startMaster(natsUrls: string[], tag: string): { proc: ChildProcess; ready: Promise<string> } {
   const proc = spawn(process.execPath, [CLI, 'master', ...natsUrls.flatMap((u) => ['--nats', u]), '--port', '0', '--replicas', '3', '--lease-ttl', String(LEASE_TTL_MS), '--agent-reregister-timeout', '600000'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: process.env.BERTH_BENCH_MASTER_LOG ?? 'error' },
   });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   let out = '';
   const ready = new Promise<string>((resolve, reject) => {
     proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); if (process.env.BERTH_BENCH_MASTER_LOG) process.stderr.write(`${tag}: ${d.toString()}`); const m = /berth master at (\S+)/.exec(out); if (m) resolve(m[1]!); if (out.length > 100_000) out = out.slice(-50_000); });
@@ -194,6 +207,7 @@ export async function run(args: string[]): Promise<void> {
   for (const agents of sizes) {
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-failover-'));
     const nats = await NatsCluster.start({ nodes: 3, dir });
+    running = nats;
     try {
       await failoverRun(nats, agents, tasksPer);
       if (agents === sizes[sizes.length - 1]) await registryRun(nats, writes);

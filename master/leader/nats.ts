@@ -148,8 +148,11 @@ export class NatsLeaseContender implements MasterContender {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     const at = this.okSentAt + FENCE_FRACTION * this.ttl;
     this.fenceTimer = setTimeout(() => {
-      if (this.state === 'leading' && now() >= at) this.fence(`no successful lease renewal for ${Math.round(FENCE_FRACTION * this.ttl)} ms`);
-    }, Math.max(0, at - now()));
+      if (this.state !== 'leading') return;
+      // Timers may fire a little before performance.now() reaches `at`: then wait again, never skip.
+      if (now() >= at) this.fence(`no successful lease renewal for ${Math.round(FENCE_FRACTION * this.ttl)} ms`);
+      else this.armFence();
+    }, Math.max(1, Math.ceil(at - now())));
     this.fenceTimer.unref();
   }
 

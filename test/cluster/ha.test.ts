@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NatsCluster } from '../../cli/nats-server.js';
 import { natsDialer } from '../../cli/cluster.js';
+import { NatsLeaderDetector } from '../../proto/transport/nats-detector.js';
 import { runChaosFramework } from './chaos-framework.js';
 import { checked, until } from './harness.js';
 import { json, Procs, type Proc } from './procs.js';
@@ -54,12 +55,19 @@ test('chaos: SIGKILL the leading master while a framework launches 300 tasks', a
     client = await natsDialer({ servers: nats.urls }, 'berth');
     let killedAt = 0;
     let newLeaderMs = -1;
+    // The moment a standby wins is when its lease write lands: watch the leader key itself.
+    const detector = await NatsLeaderDetector.start(client.nc, 'berth');
     const killLeader = async (): Promise<void> => {
       const victim = masters.find((m) => m.url === first)!;
+      const old = detector.current()!.master_id;
       killedAt = performance.now();
+      const elected = new Promise<void>((resolve) => {
+        const off = detector.onChange((l) => { if (l && l.master_id !== old) { newLeaderMs = performance.now() - killedAt; off(); resolve(); } });
+      });
       await victim.proc.kill('SIGKILL');
-      await until('a new leader', async () => { const l = await leaderOf(); return !!l && l !== first; }, 20_000);
-      newLeaderMs = performance.now() - killedAt;
+      await elected;
+      await until('the new leader answers as leading', async () => { const l = await leaderOf(); return !!l && l !== first; }, 30_000);
+      await detector.close();
     };
     let killing: Promise<void> | undefined;
     const r = await runChaosFramework({
