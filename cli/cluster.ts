@@ -76,7 +76,7 @@ export async function clusterSection(base: string, out: string[]): Promise<strin
   const leader = c.self.leader;
   out.push(`cluster mode: leader ${leader ? `${leader.url} (epoch ${leader.epoch})` : 'NONE elected'}`);
   for (const m of c.masters) out.push(`  master ${m.url}  ${m.state}${m.state === 'leading' ? `  epoch ${m.epoch}` : ''}`);
-  out.push(`  NATS: connected to ${c.nats.server_name ?? '?'} (${c.nats.connected_to ?? '?'})${c.nats.cluster ? `, cluster ${c.nats.cluster}` : ''}, ${c.nats.known_servers.length + 1} server(s) known, JetStream ${c.nats.jetstream}`);
+  out.push(`  NATS: connected to ${c.nats.server_name ?? '?'} (${c.nats.connected_to ?? '?'})${c.nats.cluster ? `, cluster ${c.nats.cluster}` : ''}, ${Math.max(1, c.nats.known_servers.length)} server(s) known, JetStream ${c.nats.jetstream}`);
   out.push('');
   return leader?.url;
 }

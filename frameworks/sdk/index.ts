@@ -42,4 +42,6 @@ export {
   type Store, type StoreEntry, type PutOptions, type FileStoreOptions,
 } from './store.js';
 export { KvStore, type KvStoreOptions } from './store-kv.js';
-export { connectNats, type NatsOptions } from '../../proto/transport/nats.js';
+// Cluster mode: a framework reaches the leading master with a NatsDialer (pass it as `master`).
+export { connectNats, NatsDialer, type NatsOptions } from '../../proto/transport/nats.js';
+export { NatsLeaderDetector } from '../../proto/transport/nats-detector.js';
