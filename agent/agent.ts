@@ -20,8 +20,12 @@
  *    terminal update, a container record — is ever sent.
  */
 import { randomUUID } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { idError } from '../proto/ids.js';
 import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
 import { RealClock, type Clock, type TimerHandle } from '../proto/clock.js';
 import { BerthError } from '../proto/errors.js';
 import { logger, type Logger } from '../proto/log.js';
@@ -31,15 +35,17 @@ import { Checkpoint } from './checkpoint.js';
 import type { Containerizer } from './containerizer/types.js';
 import { SandboxFiles } from './files.js';
 import { SandboxGc } from './gc.js';
-import { startAgentHttp, type AgentHttpServer, type MonitorEntry } from './http.js';
+import { startAgentHttp, type AgentHttpAuth, type AgentHttpServer, type MonitorEntry, type ViewFilter } from './http.js';
 import { MasterLink, type AgentState, type Registered, type Registration } from './master-link.js';
 import { bootId } from './proc.js';
 import { recoverAgent } from './recovery.js';
 import { buildAgentInfo } from './resources.js';
 import { AGENT_VERSION, statistics, stateView } from './state-view.js';
 import { StatusUpdateManager } from './status-update-manager.js';
-import type { TaskHooks } from './task-hooks.js';
-import { TaskLifecycle, taskKey } from './task-lifecycle.js';
+import { composeHooks, type TaskHooks } from './task-hooks.js';
+import { fetcherHooks } from './fetcher/hooks.js';
+import { checkHooks } from './checks/hooks.js';
+import { TaskLifecycle, taskKey, type TaskEntry } from './task-lifecycle.js';
 
 export { AGENT_VERSION } from './state-view.js';
 export type { AgentState } from './master-link.js';
@@ -61,6 +67,8 @@ export interface AgentOptions {
   httpHost?: string;
   /** HTTP port; 0 = ephemeral (default 5051). */
   httpPort?: number;
+  /** Authentication and ACLs of the HTTP endpoints (default: open, for loopback). */
+  httpAuth?: AgentHttpAuth;
   /** Corrupt checkpoint → error (default) or recover what is readable. */
   strict?: boolean;
   log?: Logger;
@@ -142,7 +150,12 @@ export class Agent {
       containerizer: () => this.containerizer, frameworks: this.frameworks,
       agentId: () => this.agentId, agentIdDurable: () => this.agentIdDurable, hostname: () => this.info?.hostname,
       sendUnreliable: (u) => { this.link.send({ status_update: u }); },
-      hooks: opts.hooks, diskCheckMs: opts.diskCheckMs,
+      // Mesos-native by default: the URI fetcher before a task starts, its checks once it runs.
+      hooks: opts.hooks ?? composeHooks(
+        fetcherHooks({ workDir: opts.workDir, log: this.log.child({ component: 'fetcher' }) }),
+        checkHooks({ clock: this.clock, log: this.log.child({ component: 'checks' }), hostname: () => this.info?.hostname }),
+      ),
+      diskCheckMs: opts.diskCheckMs,
     });
     this.gc = new SandboxGc({
       workDir: opts.workDir, clock: opts.gcClock ?? this.clock, log: this.log,
@@ -150,7 +163,7 @@ export class Agent {
     });
     this.files = new SandboxFiles(opts.workDir, (tid) => {
       for (const t of this.lifecycle.tasks.values()) if (t.task.task_id.value === tid) return t.sandbox;
-      return undefined;
+      return finishedSandbox(opts.workDir, tid);
     });
   }
 
@@ -180,10 +193,14 @@ export class Agent {
     await this.gc.recover(new Set([...this.lifecycle.tasks.values()].map((t) => t.sandbox)));
     this.http = await startAgentHttp({
       health: () => ({ status: 'ok', state: this.link.state, agent_id: this.agentId ?? null }),
-      state: () => this.stateView(),
-      statistics: () => this.statistics(),
+      state: (may) => this.stateView(may),
+      statistics: (may) => this.statistics(may),
       files: this.files,
-    }, this.opts.httpHost ?? '127.0.0.1', this.opts.httpPort ?? 5051, this.log);
+      sandboxUser: (sandbox) => {
+        const t = [...this.lifecycle.tasks.values()].find((e) => resolve(e.sandbox) === resolve(sandbox));
+        return t && this.taskUser(t);
+      },
+    }, this.opts.httpHost ?? '127.0.0.1', this.opts.httpPort ?? 5051, this.log, this.opts.httpAuth);
     this.httpEndpoint = this.http.endpoint;
     this.info = buildAgentInfo({
       workDir: this.opts.workDir, resources: this.opts.resources, attributes: this.opts.attributes,
@@ -221,7 +238,8 @@ export class Agent {
 
   /** Durable before visible: with the checkpoint broken, the agent stops answering and exits. */
   private fatal(err: Error): void {
-    if (this.fatalError) return;
+    // A stopping agent writes nothing more that matters (its work dir may already be gone).
+    if (this.fatalError || this.link.state === 'terminating') return;
     this.fatalError = err;
     this.log.fatal({ err: err.message }, 'Checkpoint write failed: the agent stops and must recover from its work dir');
     this.link.stop();
@@ -309,7 +327,15 @@ export class Agent {
   }
 
   /** Usage of every live container, Mesos `/monitor/statistics` shape. */
-  statistics(): Promise<MonitorEntry[]> { return statistics(this.lifecycle.tasks.values(), this.containerizer); }
+  /** `may` (view_tasks) filters the entries a caller sees by the user their task runs as. */
+  statistics(may?: ViewFilter): Promise<MonitorEntry[]> {
+    return statistics([...this.lifecycle.tasks.values()].filter((t) => !may || may('view_tasks', this.taskUser(t))), this.containerizer);
+  }
+
+  /** The user a task runs as: CommandInfo.user, else FrameworkInfo.user (as its container spec). */
+  private taskUser(t: TaskEntry): string | undefined {
+    return t.task.command?.user || this.frameworks.get(t.frameworkId)?.user || undefined;
+  }
 
   /** Pid of a task's supervisor (the container's pid), for tests and /state. */
   taskPid(fid: string, tid: string): number | undefined {
@@ -319,11 +345,35 @@ export class Agent {
   /** Number of unacknowledged status updates. */
   get unackedUpdates(): number { return this.sum.pendingCount(); }
 
-  stateView(): Record<string, unknown> {
+  /** `may` filters frameworks (view_frameworks) and tasks (view_tasks) by their user, as Mesos' agent /state. */
+  stateView(may?: ViewFilter): Record<string, unknown> {
     return stateView({
       id: this.agentId, state: this.link.state, info: this.info, endpoint: this.httpEndpoint, masterId: this.link.masterId,
       containerizer: this.containerizerImpl, workDir: this.opts.workDir, unacked: this.sum.pendingCount(),
-      frameworks: this.frameworks.values(), tasks: this.lifecycle.tasks.values(),
+      frameworks: [...this.frameworks.values()].filter((f) => !may || may('view_frameworks', f.user || undefined)),
+      tasks: [...this.lifecycle.tasks.values()].filter((t) => !may || may('view_tasks', this.taskUser(t))),
     });
   }
+}
+
+/**
+ * The sandbox of a task that has ended (no longer in `tasks`): the newest run under
+ * `frameworks/<any>/executors/<tid>/runs/`, so its stdout stays readable by task id (batch logs).
+ * The id is checked by the one ID rule first: nothing path-like reaches the filesystem.
+ */
+function finishedSandbox(workDir: string, tid: string): string | undefined {
+  if (idError('task_id', tid)) return undefined;
+  let best: { path: string; mtime: number } | undefined;
+  try {
+    for (const fid of readdirSync(join(workDir, 'frameworks'))) {
+      const runs = join(workDir, 'frameworks', fid, 'executors', tid, 'runs');
+      let names: string[];
+      try { names = readdirSync(runs); } catch { continue; }
+      for (const n of names) {
+        const st = statSync(join(runs, n), { throwIfNoEntry: false });
+        if (st?.isDirectory() && (!best || st.mtimeMs > best.mtime)) best = { path: join(runs, n), mtime: st.mtimeMs };
+      }
+    }
+  } catch { return undefined; }
+  return best?.path;
 }

@@ -71,6 +71,11 @@ export class SandboxFiles {
     return { sandbox, parts, abs };
   }
 
+  /** The sandbox directory a request names (lexically, nothing opened), for authorization. */
+  sandboxFor(path: string | undefined, taskId?: string): string {
+    return this.locate(path, taskId).sandbox;
+  }
+
   /**
    * Opens a path inside a sandbox without following links (see the invariant). Throws FORBIDDEN
    * when a component is a link (or not a directory where one is needed), NOT_FOUND when missing.

@@ -15,6 +15,7 @@ import { WsDialer } from '../proto/transport/ws.js';
 import type { Dialer } from '../proto/transport/types.js';
 import type { Clock } from '../proto/clock.js';
 import { Agent } from './agent.js';
+import type { AgentHttpAuth } from './http.js';
 import type { Containerizer } from './containerizer/types.js';
 // Type only (erased at run time): the linux module itself is loaded dynamically below.
 import type { LinuxContainerizerOptions } from './containerizer/linux/index.js';
@@ -35,6 +36,8 @@ export interface StartAgentOptions {
   port?: number;
   /** Address the HTTP server binds (default 127.0.0.1). */
   host?: string;
+  /** Authentication and ACLs of the HTTP endpoints (`--http-credentials`, `--authenticate-http-*`, `--acls`). */
+  httpAuth?: AgentHttpAuth;
   resources?: string;
   attributes?: string;
   hostname?: string;
@@ -129,7 +132,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<StartedAgent>
   const agent = new Agent({
     dialer, workDir, containerizer, log,
     resources: opts.resources, attributes: opts.attributes, hostname: opts.hostname,
-    httpHost: opts.host, httpPort: opts.port, strict: opts.strict ?? true, clock: opts.clock,
+    httpHost: opts.host, httpPort: opts.port, httpAuth: opts.httpAuth, strict: opts.strict ?? true, clock: opts.clock,
     gcDelayMs: opts.gcDelayMs, diskWatermarkGc: opts.diskWatermarkGc,
   });
   try {

@@ -14,6 +14,8 @@ import { Resources } from '../proto/resources.js';
 import type { FrameworkInfo, TaskInfo } from '../proto/types.js';
 import type { ContainerLimits, ContainerSpec } from './containerizer/types.js';
 import { idError } from '../proto/ids.js';
+import { validateChecks } from './checks/index.js';
+import { urisError } from './fetcher/index.js';
 
 export const DEFAULT_KILL_GRACE_MS = 3000;
 /** Bound on the PORTn variables generated for one task. */
@@ -37,7 +39,7 @@ const validators: Validator[] = [
     if ((c.network_infos ?? []).some((n) => n.name)) return 'task.container.network_infos: named (CNI) networks are not supported';
     return undefined;
   },
-  (_, t) => ((t.command?.uris ?? []).length > 0 ? 'task.command.uris: fetching URIs is not supported' : undefined),
+  (_, t) => urisError(t.command?.uris),
   (_, t) => {
     const c = t.command!;
     if (c.value === undefined || c.value === '') return c.shell === false ? 'task.command.value: the executable to run is missing' : 'task.command.value: the shell command is empty';
@@ -53,7 +55,7 @@ const validators: Validator[] = [
     }
     return undefined;
   },
-  (_, t) => (t.health_check ? 'task.health_check: health checks are not supported yet' : undefined),
+  (_, t) => validateChecks(t),
   (_, t) => {
     try { Resources.from(t.resources); } catch (e) { return `task.resources: ${(e as Error).message}`; }
     return undefined;

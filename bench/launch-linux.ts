@@ -15,7 +15,7 @@
  * so the three rows measure the same thing. p50/p99 in ms.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,8 +92,14 @@ async function removeRoot(hier: Hierarchy): Promise<void> {
  * and cgroup removal finish in the background (awaited before returning, inside the timing when
  * `untilExit`, as the standalone linux bench measures).
  */
-export async function benchLinuxRaw(n: number, concurrency = CONCURRENCY, untilExit = false): Promise<LaunchFigures> {
+/**
+ * The linux baseline: per task a fresh cgroup with the same limits, and (with `sandboxRoot`) the
+ * per-task file work every agent must do: a fresh sandbox directory with `stdout` and `stderr` on
+ * the agent's filesystem, the task's output going there.
+ */
+export async function benchLinuxRaw(n: number, concurrency = CONCURRENCY, untilExit = false, sandboxRoot?: string): Promise<LaunchFigures> {
   const hier = await hierarchyFor(`berth-bench-raw-${process.pid}`);
+  const sbRoot = sandboxRoot ? mkdtempSync(join(sandboxRoot, 'raw-')) : undefined;
   const opts = { enableCfs: false, pidsMax: PIDS_MAX };
   const tails: Promise<void>[] = [];
   try {
@@ -104,7 +110,15 @@ export async function benchLinuxRaw(n: number, concurrency = CONCURRENCY, untilE
       await Promise.all([cpuSubsystem, memorySubsystem, pidsSubsystem].map((s) => s.prepare(h, hier.fs, LIMITS, opts)));
       let joinedAt = 0;
       const exited = new Promise<void>((resolve, reject) => {
-        const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--uts', '--ipc', '/bin/true'], { stdio: 'ignore' });
+        let stdio: ['ignore', number | 'ignore', number | 'ignore'] = ['ignore', 'ignore', 'ignore'];
+        let cwd: string | undefined;
+        if (sbRoot) {
+          cwd = join(sbRoot, `s${i}`);
+          mkdirSync(cwd);
+          stdio = ['ignore', openSync(join(cwd, 'stdout'), 'a'), openSync(join(cwd, 'stderr'), 'a')];
+        }
+        const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--uts', '--ipc', '/bin/true'], { stdio, cwd });
+        for (const fd of stdio) if (typeof fd === 'number') closeSync(fd);
         child.once('error', reject);
         child.once('spawn', () => {
           void Promise.all(hier.procsFiles(h).map((f) => hier.fs.write(f, String(child.pid)))).catch(() => undefined)
@@ -127,6 +141,7 @@ export async function benchLinuxRaw(n: number, concurrency = CONCURRENCY, untilE
     return f;
   } finally {
     await removeRoot(hier);
+    if (sbRoot) rmSync(sbRoot, { recursive: true, force: true });
   }
 }
 

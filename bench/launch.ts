@@ -24,8 +24,8 @@
  *
  * Run directly as `node dist/bench/launch.js --serve=master|agent …` it is one of those servers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -67,21 +67,48 @@ function pace(n: number, concurrency: number, start: (i: number, done: () => voi
   });
 }
 
-/** The posix baseline: Node spawning the command itself. */
-export async function baselineSpawn(n: number, command: string, concurrency: number): Promise<LaunchRun> {
+/**
+ * The posix baseline: Node spawning the command itself, doing the per-task file work every agent
+ * must do (a fresh sandbox directory with `stdout` and `stderr`, the task's output going there) on
+ * the same filesystem as the agent's work dir, so the ratio compares schedulers, not disks.
+ */
+export async function baselineSpawn(n: number, command: string, concurrency: number, sandboxRoot?: string): Promise<LaunchRun> {
   const lat: number[] = new Array<number>(n);
   const exits: Promise<void>[] = [];
+  const root = sandboxRoot ? mkdtempSync(join(sandboxRoot, 'raw-')) : undefined;
   const t0 = performance.now();
   await pace(n, concurrency, (i, done) => {
     const s = performance.now();
-    const child = spawn('/bin/sh', ['-c', command], { stdio: 'ignore', detached: true });
+    let stdio: ['ignore', number | 'ignore', number | 'ignore'] = ['ignore', 'ignore', 'ignore'];
+    let cwd: string | undefined;
+    if (root) {
+      cwd = join(root, `s${i}`);
+      mkdirSync(cwd);
+      stdio = ['ignore', openSync(join(cwd, 'stdout'), 'a'), openSync(join(cwd, 'stderr'), 'a')];
+    }
+    const child = spawn('/bin/sh', ['-c', command], { stdio, detached: true, cwd });
+    for (const fd of stdio) if (typeof fd === 'number') closeSync(fd);
     exits.push(new Promise((r) => child.once('exit', () => r())));
     child.once('spawn', () => { lat[i] = performance.now() - s; done(); });
     child.once('error', () => { lat[i] = NaN; done(); });
   });
   const elapsedMs = performance.now() - t0;
   await Promise.all(exits);
+  if (root) rmSync(root, { recursive: true, force: true });
   return { latenciesMs: lat.filter(Number.isFinite), elapsedMs };
+}
+
+/** A small tmpfs for the tmpfs rows (root only); undefined where it cannot be mounted. */
+function mountTmpfs(): { dir: string; remove(): void } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-tmpfs-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512m,mode=0755', 'tmpfs', dir]);
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  return { dir, remove: () => { try { execFileSync('umount', ['-l', dir]); } catch { /* gone */ } rmSync(dir, { recursive: true, force: true }); } };
 }
 
 // ---- the cluster ---------------------------------------------------------------
@@ -89,6 +116,8 @@ export async function baselineSpawn(n: number, command: string, concurrency: num
 export interface Cluster {
   /** What a framework connects to. */
   master: string | Dialer;
+  /** The directory the cluster's work dirs live in (the baselines make their sandboxes there too). */
+  dir: string;
   stop(): Promise<void>;
 }
 
@@ -124,8 +153,8 @@ function stopServer(child: ChildProcess): Promise<void> {
 }
 
 /** Master and agent as separate processes on loopback; the framework speaks berth:// to the master. */
-export async function startCluster(containerizer: 'posix' | 'linux'): Promise<Cluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-launch-'));
+export async function startCluster(containerizer: 'posix' | 'linux', parent = tmpdir()): Promise<Cluster> {
+  const dir = mkdtempSync(join(parent, 'berth-bench-launch-'));
   // Linux tasks run as `nobody`: they must be able to reach their sandboxes.
   chmodSync(dir, 0o755);
   const children: ChildProcess[] = [];
@@ -138,7 +167,7 @@ export async function startCluster(containerizer: 'posix' | 'linux'): Promise<Cl
     children.push(m.child);
     const a = await serve(['--serve=agent', `--work-dir=${join(dir, 'agent')}`, `--master=127.0.0.1:${m.info['port']}`, `--containerizer=${containerizer}`]);
     children.push(a.child);
-    return { master: `berth://127.0.0.1:${m.info['port']}`, stop };
+    return { master: `berth://127.0.0.1:${m.info['port']}`, dir, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -146,11 +175,11 @@ export async function startCluster(containerizer: 'posix' | 'linux'): Promise<Cl
 }
 
 /** Master, agent and framework in this process over a MemoryNetwork (for comparison: no sockets, one core). */
-export async function startInProcessCluster(containerizer: 'posix' | 'linux'): Promise<Cluster> {
+export async function startInProcessCluster(containerizer: 'posix' | 'linux', parent = tmpdir()): Promise<Cluster> {
   const { Master } = await import('../master/master.js');
   const { FileRegistry } = await import('../master/registry/file.js');
   const { startAgent } = await import('../agent/main.js');
-  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-launch-'));
+  const dir = mkdtempSync(join(parent, 'berth-bench-launch-'));
   chmodSync(dir, 0o755);
   const net = new MemoryNetwork();
   const master = new Master({ registry: new FileRegistry(join(dir, 'master'), silentLogger), log: silentLogger });
@@ -162,6 +191,7 @@ export async function startInProcessCluster(containerizer: 'posix' | 'linux'): P
   });
   return {
     master: net,
+    dir,
     async stop() {
       await agent.stop({ killTasks: true });
       await agent.agent.containerizer.close();
@@ -303,28 +333,49 @@ export async function run(args: string[]): Promise<void> {
   const topology = inproc ? 'master+agent+framework in one process (MemoryNetwork)' : 'master, agent, framework: 3 processes; framework→master berth:// WebSocket, agent→master WebSocket';
   const params = { n, reps, command, topology, rounds: 'interleaved' };
 
-  // ---- posix
-  if (rows.includes('posix')) {
-    const cluster = await start('posix');
-    try {
-      const drive = frameworkDriver(cluster);
-      progress('launch posix: warm-up');
-      await baselineSpawn(100, command, c);
-      await drive(100, command, c);
-      const base: Row = { name: 'baseline', what: 'node spawn /bin/sh -c true, until the spawn event', runs: [] };
-      const berth: Row = { name: 'posix', what: 'ACCEPT sent → TASK_RUNNING received (posix containerizer)', runs: [] };
-      for (let rep = 0; rep < reps; rep++) {
-        progress(`launch posix: rep ${rep + 1}/${reps}: ${n} tasks, concurrency ${c}`);
-        base.runs.push(await baselineSpawn(n, command, c));
-        berth.runs.push(await drive(n, command, c));
-        progress(`  baseline ${rateOf(base.runs.at(-1)!).toFixed(0)}/s, posix ${rateOf(berth.runs.at(-1)!).toFixed(0)}/s`);
+  // Where the work dirs live: this disk, and a tmpfs (the scheduler's own overhead, no disk in it).
+  const tmpfs = args.includes('--no-tmpfs') ? undefined : mountTmpfs();
+  const media: { suffix: string; parent: string; what: string }[] = [{ suffix: '', parent: tmpdir(), what: `work dir on ${tmpdir()}` }];
+  if (tmpfs) media.push({ suffix: '_tmpfs', parent: tmpfs.dir, what: 'work dir on tmpfs' });
+  try {
+    // ---- posix
+    if (rows.includes('posix')) {
+      for (const m of media) {
+        const cluster = await start('posix', m.parent);
+        try {
+          const drive = frameworkDriver(cluster);
+          progress(`launch posix (${m.what}): warm-up`);
+          await baselineSpawn(100, command, c, cluster.dir);
+          await drive(100, command, c);
+          const base: Row = { name: `baseline${m.suffix}`, what: `node spawn /bin/sh -c true into a fresh sandbox dir with stdout/stderr files (${m.what}), until the spawn event`, runs: [] };
+          const berth: Row = { name: `posix${m.suffix}`, what: `ACCEPT sent → TASK_RUNNING received (posix containerizer, ${m.what})`, runs: [] };
+          for (let rep = 0; rep < reps; rep++) {
+            progress(`launch posix (${m.what}): rep ${rep + 1}/${reps}: ${n} tasks, concurrency ${c}`);
+            base.runs.push(await baselineSpawn(n, command, c, cluster.dir));
+            berth.runs.push(await drive(n, command, c));
+            progress(`  baseline ${rateOf(base.runs.at(-1)!).toFixed(0)}/s, posix ${rateOf(berth.runs.at(-1)!).toFixed(0)}/s`);
+          }
+          emitRows(berth, base, { ...params, concurrency: c, medium: m.what }, 0.7);
+        } finally {
+          await cluster.stop();
+        }
       }
-      emitRows(berth, base, { ...params, concurrency: c }, 0.7);
-    } finally {
-      await cluster.stop();
     }
+    await runLinux(args, { n, lc, reps, rows, command, start, params, media });
+  } finally {
+    tmpfs?.remove();
   }
+}
 
+interface LinuxArgs {
+  n: number; lc: number; reps: number; rows: string[]; command: string;
+  start: (c: 'posix' | 'linux', parent?: string) => Promise<Cluster>;
+  params: Record<string, unknown>;
+  media: { suffix: string; parent: string; what: string }[];
+}
+
+async function runLinux(_args: string[], o: LinuxArgs): Promise<void> {
+  const { n, lc, reps, rows, command, start, params } = o;
   // ---- linux and crun
   const wantLinux = rows.includes('linux') || rows.includes('crun');
   if (!wantLinux) return;
@@ -335,19 +386,22 @@ export async function run(args: string[]): Promise<void> {
     return;
   }
   const { benchLinuxRaw, benchCrun } = await import('./launch-linux.js');
-  const cluster = rows.includes('linux') ? await start('linux') : undefined;
+  for (const m of o.media) {
+  const withCrun = m.suffix === '' && rows.includes('crun');
+  const cluster = rows.includes('linux') ? await start('linux', m.parent) : undefined;
+  const sandboxes = cluster?.dir ?? m.parent;
   try {
     const drive = cluster ? frameworkDriver(cluster, { user: 'nobody' }) : undefined;
     progress('launch linux: warm-up');
-    await benchLinuxRaw(20, lc);
+    await benchLinuxRaw(20, lc, false, sandboxes);
     if (drive) await drive(50, command, lc);
-    const raw: Row = { name: 'linux_raw', what: 'node spawn unshare --pid --fork --mount-proc --uts --ipc true into a fresh cgroup (cpu, memory, pids), until spawned and joined', runs: [] };
-    const berth: Row = { name: 'linux', what: 'ACCEPT sent → TASK_RUNNING received (linux containerizer, user nobody, berth-shim)', runs: [] };
+    const raw: Row = { name: `linux_raw${m.suffix}`, what: `node spawn unshare --pid --fork --mount-proc --uts --ipc true into a fresh cgroup (cpu, memory, pids) and a fresh sandbox dir with stdout/stderr (${m.what}), until spawned and joined`, runs: [] };
+    const berth: Row = { name: `linux${m.suffix}`, what: `ACCEPT sent → TASK_RUNNING received (linux containerizer, user nobody, berth-shim, ${m.what})`, runs: [] };
     const crun: Row = { name: 'crun', what: 'crun run (busybox-static rootfs, same memory/pids/cpu limits), start → exit', runs: [] };
-    let crunWhy: string | undefined = rows.includes('crun') ? undefined : 'not asked for';
+    let crunWhy: string | undefined = withCrun ? undefined : 'not asked for';
     for (let rep = 0; rep < reps; rep++) {
       progress(`launch linux: rep ${rep + 1}/${reps}: ${n} tasks, concurrency ${lc}`);
-      raw.runs.push(await benchLinuxRaw(n, lc));
+      raw.runs.push(await benchLinuxRaw(n, lc, false, sandboxes));
       if (drive) berth.runs.push(await drive(n, command, lc));
       if (!crunWhy) {
         const r = await benchCrun(n, lc).catch((e: Error) => e.message);
@@ -356,8 +410,8 @@ export async function run(args: string[]): Promise<void> {
       }
       progress(`  raw ${rateOf(raw.runs.at(-1)!).toFixed(0)}/s${drive ? `, linux ${rateOf(berth.runs.at(-1)!).toFixed(0)}/s` : ''}${crun.runs.length > rep ? `, crun ${rateOf(crun.runs.at(-1)!).toFixed(0)}/s` : ''}`);
     }
-    if (drive) emitRows(berth, raw, { ...params, concurrency: lc }, 0.7, 2);
-    if (rows.includes('crun')) {
+    if (drive) emitRows(berth, raw, { ...params, concurrency: lc, medium: m.what }, 0.7, 2);
+    if (withCrun) {
       if (crunWhy) {
         progress(`launch crun: skipped: ${crunWhy}`);
         emit({ name: 'launch.crun.rate', value: NaN, unit: 'tasks/s', baseline: null, params: { skipped: crunWhy } });
@@ -372,6 +426,7 @@ export async function run(args: string[]): Promise<void> {
     }
   } finally {
     await cluster?.stop();
+  }
   }
 }
 

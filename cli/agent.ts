@@ -1,4 +1,7 @@
 /** `berth agent`: flags → startAgent; runs until SIGINT/SIGTERM. */
+import type { AgentHttpAuth } from '../agent/http.js';
+import { LocalAuthorizer } from '../proto/auth/acls.js';
+import { CredentialStore } from '../proto/auth/credentials.js';
 import { BerthError } from '../proto/errors.js';
 import { natsDialer, natsOptions, type NatsFlags } from './cluster.js';
 import { logger } from '../proto/log.js';
@@ -28,6 +31,10 @@ export interface AgentCliOptions extends NatsFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecure?: boolean;
+  httpCredentials?: string;
+  authenticateHttpReadonly?: boolean;
+  authenticateHttpReadwrite?: boolean;
+  acls?: string;
   gcDelay: string;
   diskWatermarkGc: string;
 }
@@ -42,6 +49,21 @@ export function parseDuration(field: string, text: string): number {
 
 const list = (s: string | undefined): string[] | undefined => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 
+/** `--http-credentials`, `--authenticate-http-*`, `--acls` → the HTTP server's policy (undefined = open). */
+export function agentHttpAuth(o: Pick<AgentCliOptions, 'httpCredentials' | 'authenticateHttpReadonly' | 'authenticateHttpReadwrite' | 'acls'>): AgentHttpAuth | undefined {
+  const readonly = !!o.authenticateHttpReadonly;
+  const readwrite = !!o.authenticateHttpReadwrite;
+  if ((readonly || readwrite) && !o.httpCredentials) {
+    throw new BerthError('INVALID', `--authenticate-http-${readonly ? 'readonly' : 'readwrite'} needs --http-credentials FILE (the principals callers authenticate as)`);
+  }
+  if (!o.httpCredentials && !o.acls) return undefined;
+  return {
+    credentials: o.httpCredentials ? CredentialStore.load(o.httpCredentials, '--http-credentials') : undefined,
+    readonly, readwrite,
+    authorizer: o.acls ? LocalAuthorizer.load(o.acls) : undefined,
+  };
+}
+
 export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   if (!['posix', 'linux', 'auto'].includes(o.containerizer)) {
     throw new BerthError('INVALID', `--containerizer must be posix, linux or auto (got '${o.containerizer}')`);
@@ -53,9 +75,10 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   const capabilities = list(o.capabilities) ?? [];
   const nats = natsOptions(o, 'berth-agent');
   if (!nats && !o.master) throw new BerthError('INVALID', 'give --master HOST:PORT, or --nats URL for cluster mode');
-  // The agent's HTTP server does not authenticate: off loopback only when the operator says so.
-  if (!/^(127\.|localhost$|::1$)/.test(o.host)) {
-    if (!o.insecure) throw new BerthError('INVALID', `refusing to serve the agent on ${o.host} without authentication; use a loopback --host, or --insecure on a trusted network`);
+  const httpAuth = agentHttpAuth(o);
+  // Off loopback the agent's HTTP server (sandboxes, state) must authenticate, unless the operator says not to.
+  if (!/^(127\.|localhost$|::1$)/.test(o.host) && !httpAuth?.readonly) {
+    if (!o.insecure) throw new BerthError('INVALID', `refusing to serve the agent on ${o.host} without authentication; give --http-credentials FILE with --authenticate-http-readonly, use a loopback --host, or --insecure on a trusted network`);
     process.stderr.write(`berth agent: INSECURE: serving on ${o.host} without authentication (--insecure)\n`);
   }
   // Cluster mode: the dialer follows the leader over NATS (NATS credentials/TLS are on the NATS
@@ -70,7 +93,7 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
   if (!(diskWatermarkGc > 0 && diskWatermarkGc <= 1)) throw new BerthError('INVALID', `--disk-watermark-gc must be a fraction in (0, 1] (got '${o.diskWatermarkGc}')`);
   const { startAgent } = await import('../agent/main.js');
   const started = await startAgent({
-    master: o.master, dialer, workDir: o.workDir, port: o.port, host: o.host, resources: o.resources, attributes: o.attributes,
+    master: o.master, dialer, workDir: o.workDir, port: o.port, host: o.host, httpAuth, resources: o.resources, attributes: o.attributes,
     containerizer: o.containerizer as 'posix' | 'linux' | 'auto', strict: o.strict, cgroupRoot: o.cgroupRoot, gcDelayMs, diskWatermarkGc,
     isolation: {
       enableCfs: !!o.cgroupsEnableCfs, pidsMax: o.pidsMax, pidsMaxTotal: o.pidsMaxTotal, allowHostRoot: !!o.allowHostRoot, allowedUsers: list(o.allowedUsers),

@@ -4,6 +4,7 @@
  *   berth up                      master + N agents on this machine (embedded defaults)
  *   berth master | agent          one component
  *   berth state                   a readable summary of a running cluster
+ *   berth batch | job …           the batch framework and its client (cli/job.ts)
  *   berth bench NAME              benchmarks (same as `npm run bench -- NAME`)
  * Bad flags fail with the flag named; every server logs structured JSON lines.
  */
@@ -11,6 +12,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runUp } from './up.js';
 import { printState } from './state.js';
 import { addNatsFlags, natsOptions } from './cluster.js';
+import { registerBatchCommand, registerJobCommands } from './job.js';
+import { registerAppCommands } from './app.js';
 
 function intArg(name: string, min = 0, max = 65535) {
   return (v: string): number => {
@@ -30,8 +33,11 @@ securityOptions(program.command('up'))
   .option('--host <host>', 'address the master binds', '127.0.0.1')
   .option('--work-dir <dir>', 'where the registry, sandboxes and checkpoints live', '.berth')
   .option('--containerizer <kind>', 'posix | linux | auto', 'auto')
-  .option('--cluster <n>', 'highly available: an N-node NATS cluster and N masters on consecutive ports from --port (needs nats-server)', intArg('--cluster', 1, 7))
+  .option('--no-batch', 'do not start the batch framework')
   .option('--credential <file>', 'the agents\' credential (principal and secret), when agents must authenticate')
+  .option('--no-marathon', 'do not start the Marathon service framework')
+  .option('--marathon-port <port>', 'Marathon REST API port (default 8080, or any free port with --port 0)', intArg('--marathon-port'))
+  .option('--cluster <n>', 'highly available: an N-node NATS cluster and N masters on consecutive ports from --port (needs nats-server)', intArg('--cluster', 1, 7))
   .action(async (opts) => {
     if (opts.cluster) { const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return; }
     await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential });
@@ -130,11 +136,30 @@ addNatsFlags(program.command('agent')
   .option('--tls-ca <file>', 'verify the master\'s certificate against this CA (PEM); implies TLS')
   .option('--tls-cert <file>', 'client certificate presented to the master (PEM)')
   .option('--tls-key <file>', 'the client certificate\'s key (PEM)')
-  .option('--insecure', 'allow a non-loopback --host (the agent HTTP server does not authenticate)'))
+  .option('--http-credentials <file>', "principals and secrets callers of the agent's HTTP endpoints present, Mesos' JSON {\"credentials\":[{\"principal\",\"secret\"}]}")
+  .option('--authenticate-http-readonly', 'every agent endpoint but /health (sandbox files, /state, /monitor/statistics) needs credentials')
+  .option('--authenticate-http-readwrite', 'read-write agent endpoints need credentials (the agent has none yet; accepted as Mesos\' flag)')
+  .option('--acls <file>', "Mesos' ACLs JSON: access_sandboxes (principal → users whose sandboxes it reads), view_frameworks, view_tasks")
+  .option('--insecure', 'allow a non-loopback --host without --authenticate-http-readonly'))
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);
   });
+
+program.command('marathon')
+  .description('run the Marathon-compatible service framework and its v2 REST API')
+  .option('--master <url>', 'master URL (http://… Mesos HTTP API, berth://… native)', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
+  .option('--port <port>', 'REST API port (0 = any free port)', intArg('--port'), 8080)
+  .option('--host <host>', 'address the REST API binds', '127.0.0.1')
+  .option('--work-dir <dir>', 'where apps, deployments and instance ids are kept', '.berth/marathon')
+  .option('--framework-name <name>', 'framework name', 'marathon')
+  .option('--role <role>', 'role to subscribe with', '*')
+  .action(async (opts) => {
+    const { runMarathonCli } = await import('./app.js');
+    await runMarathonCli(opts);
+  });
+
+registerAppCommands(program);
 
 program.command('state')
   .description('print a summary of a running cluster: agents, frameworks, tasks by state')
@@ -145,6 +170,9 @@ program.command('state')
   .option('--tls-cert <file>', 'client certificate (PEM)')
   .option('--tls-key <file>', 'client certificate key (PEM)')
   .action(async (opts) => { await printState(opts.master, !!opts.json, { credentialFile: opts.credential, tlsCa: opts.tlsCa, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey }); });
+
+registerBatchCommand(program);
+registerJobCommands(program);
 
 program.command('bench')
   .description('run benchmarks (allocator, launch, api, micro, binpack, c1m, scale); suite flags pass through')

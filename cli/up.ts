@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { logger } from '../proto/log.js';
 import { DEFAULT_PORTS, detectResources } from '../agent/resources.js';
+import { upBatch } from './job.js';
 
 export interface UpOptions {
   agents: number;
@@ -18,10 +19,24 @@ export interface UpOptions {
   host: string;
   workDir: string;
   containerizer: string;
+  /** Start the batch framework (default true). */
+  batch?: boolean;
   /** Master security flags (see cli/main.ts securityFlags); loopback needs none. */
   security?: Record<string, unknown>;
   /** Credential file handed to the agents when they must authenticate. */
   credential?: string;
+  /** false: do not start the Marathon service framework (`--no-marathon`). */
+  marathon?: boolean;
+  marathonPort?: number;
+}
+
+/** The master's --credentials / --authenticate-http-readonly / --acls, as agent flags. */
+function agentHttpFlags(sec: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  if (typeof sec.credentialsFile === 'string') out.push('--http-credentials', path.resolve(sec.credentialsFile));
+  if (sec.authenticateHttpReadonly && typeof sec.credentialsFile === 'string') out.push('--authenticate-http-readonly');
+  if (typeof sec.aclsFile === 'string') out.push('--acls', path.resolve(sec.aclsFile));
+  return out;
 }
 
 /**
@@ -43,9 +58,14 @@ export function splitHost(n: number, workDir: string): string[] {
   return out;
 }
 
-/** Each agent of `berth up` gets 64 blocks of 65,536 host ids for its root containers. */
+/**
+ * Each agent of `berth up` gets its own pool of 65,536-id blocks for its root containers
+ * (one block per running root task), all below 2^31 so no tool meets a negative uid: up to
+ * 4,096 blocks each (16,376 would fit for 2 agents), fewer when there are many agents. A pool
+ * of 64 capped an agent at 64 root tasks — a 500-instance app run as root stalled at 128.
+ */
 const USERNS_POOL_START = 1 << 20;
-const USERNS_POOL_SIZE = 64 * 65_536;
+const userNsPoolSize = (agents: number): number => Math.min(4096, Math.floor((2 ** 31 - USERNS_POOL_START) / agents / 65_536)) * 65_536;
 
 export async function runUp(opts: UpOptions): Promise<void> {
   const log = logger('up');
@@ -57,20 +77,28 @@ export async function runUp(opts: UpOptions): Promise<void> {
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
   const shares = splitHost(opts.agents, workDir);
   let stopping = false;
+  const USERNS_POOL_SIZE = userNsPoolSize(opts.agents);
   const agents = Array.from({ length: opts.agents }, (_, i) => new AgentProcess(i, () => [
     cli, 'agent', '--master', masterAddr, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
     '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit',
     ...(opts.credential ? ['--credential', path.resolve(opts.credential)] : []),
+    // The master's principals and ACLs guard the agents' sandboxes too (access_sandboxes).
+    ...agentHttpFlags(opts.security ?? {}),
     // Disjoint id pools: no two agents' root containers ever share a host uid.
     '--userns-uid-range', `${USERNS_POOL_START + i * USERNS_POOL_SIZE}:${USERNS_POOL_SIZE}`,
   ], log, () => stopping));
   for (const a of agents) a.start();
-  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n  stop:   Ctrl-C\n\n`);
+  const batch = opts.batch === false ? undefined : upBatch(masterAddr, workDir, opts.port);
+  const marathon = opts.marathon === false ? undefined : await (await import('./app.js')).startMarathonForUp(m.url, path.join(workDir, 'marathon'), opts.marathonPort ?? (opts.port === 0 ? 0 : 8080));
+  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n${marathon ? `  marathon: ${marathon.url}   (berth app list --marathon ${marathon.url})\n` : ''}  stop:   Ctrl-C\n\n`);
 
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    await batch?.stop();
     process.stderr.write('stopping agents and their tasks…\n');
+    // Marathon first: it must not relaunch the tasks the stopping agents kill.
+    await marathon?.stop();
     await Promise.all(agents.map((a) => a.stop()));
     await m.stop();
     process.stderr.write('stopped\n');

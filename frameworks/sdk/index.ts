@@ -24,7 +24,7 @@ export { HttpCallError, type HttpEncoding } from './transport.js';
 export { BerthError, type ErrorCode } from '../../proto/errors.js';
 export { MemoryNetwork } from '../../proto/transport/memory.js';
 export type { Dialer } from '../../proto/transport/types.js';
-export { findCredential, findTls, loadCredentialFile, type Credential, type TlsClientOptions } from '../../proto/transport/credentials.js';
+export { basicAuthorization, findCredential, findTls, loadCredentialFile, type Credential, type TlsClientOptions } from '../../proto/transport/credentials.js';
 export { isTerminal, TERMINAL_STATES } from '../../proto/types.js';
 export type {
   Offer, TaskInfo, TaskStatus, TaskState, Resource, Operation, FrameworkInfo, MasterInfo, Call, Event,
