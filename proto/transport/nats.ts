@@ -115,23 +115,20 @@ export async function openBucket(nc: NatsConnection, bucket: string, replicas: n
 
 /**
  * Every current entry of a KV bucket (last value per key, delete markers included), read once.
- * nats.js calls initializedFn either in order after the initial entries, or — when they all
- * arrived before watch() returned — at once while they still wait in the iterator; stopping
- * there would drop them, so that case reads exactly as many entries as were received.
+ * The end is the entry the server delivered with nothing pending after it (`delta` 0). nats.js's
+ * own "initialized" signal is not used for that: it counts deliveries, and an ordered consumer
+ * reset (a NATS node dying) makes it fire early, which would truncate the read. It only tells an
+ * empty bucket apart (nothing received and nothing to come).
  */
 export async function readAll(kv: KV, each: (e: KvEntry) => void): Promise<void> {
   let initialized = false;
-  let w: Awaited<ReturnType<KV['watch']>> | undefined;
-  w = await kv.watch({ key: '>', initializedFn: () => { initialized = true; w?.stop(); } });
-  if (initialized) {
-    const target = w.getReceived();
-    if (target === 0) { w.stop(); return; }
-    let seen = 0;
-    for await (const e of w) { each(e); if (++seen >= target) break; }
-    w.stop();
-    return;
+  const w = await kv.watch({ key: '>', initializedFn: () => { initialized = true; } });
+  if (initialized && w.getReceived() === 0) { w.stop(); return; }
+  for await (const e of w) {
+    each(e);
+    if (e.delta === 0) break;
   }
-  for await (const e of w) each(e);
+  w.stop();
 }
 
 const te = new TextEncoder();
