@@ -3,11 +3,13 @@ import type { AgentHttpAuth } from '../agent/http.js';
 import { LocalAuthorizer } from '../proto/auth/acls.js';
 import { CredentialStore } from '../proto/auth/credentials.js';
 import { BerthError } from '../proto/errors.js';
+import { natsDialer, natsOptions, type NatsFlags } from './cluster.js';
+import { logger } from '../proto/log.js';
 import { findCredential, findTls } from '../proto/transport/credentials.js';
 import { WsDialer } from '../proto/transport/ws.js';
 
-export interface AgentCliOptions {
-  master: string;
+export interface AgentCliOptions extends NatsFlags {
+  master?: string;
   workDir: string;
   port: number;
   host: string;
@@ -71,14 +73,18 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
     throw new BerthError('INVALID', `--userns-uid-range must be START:COUNT with START >= 1, COUNT >= 65536 (one block per root container) and START+COUNT <= 2^32 (got '${o.usernsUidRange}')`);
   }
   const capabilities = list(o.capabilities) ?? [];
+  const nats = natsOptions(o, 'berth-agent');
+  if (!nats && !o.master) throw new BerthError('INVALID', 'give --master HOST:PORT, or --nats URL for cluster mode');
   const httpAuth = agentHttpAuth(o);
   // Off loopback the agent's HTTP server (sandboxes, state) must authenticate, unless the operator says not to.
   if (!/^(127\.|localhost$|::1$)/.test(o.host) && !httpAuth?.readonly) {
     if (!o.insecure) throw new BerthError('INVALID', `refusing to serve the agent on ${o.host} without authentication; give --http-credentials FILE with --authenticate-http-readonly, use a loopback --host, or --insecure on a trusted network`);
     process.stderr.write(`berth agent: INSECURE: serving on ${o.host} without authentication (--insecure)\n`);
   }
-  // Credentials and TLS go to the dialer; the agent only passes them through.
-  const dialer = new WsDialer(o.master, {
+  // Cluster mode: the dialer follows the leader over NATS (NATS credentials/TLS are on the NATS
+  // connection). Otherwise credentials and TLS go to the WebSocket dialer.
+  const cluster = nats ? await natsDialer(nats, o.natsPrefix, logger('agent')) : undefined;
+  const dialer = cluster?.dialer ?? new WsDialer(o.master!, {
     credential: findCredential({ file: o.credential, workDir: o.workDir }),
     tls: findTls({ ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey }),
   });
@@ -94,10 +100,10 @@ export async function runAgentCli(o: AgentCliOptions): Promise<void> {
       uidRange: { start: Number(range[1]), count: Number(range[2]) }, capabilities,
     },
   });
-  process.stderr.write(`berth agent at ${started.endpoint}, master ${o.master}\n`);
+  process.stderr.write(`berth agent at ${started.endpoint}, ${nats ? `NATS ${nats.servers.join(',')}` : `master ${o.master}`}\n`);
   const onSignal = (sig: NodeJS.Signals): void => {
     // Tasks outlive a stopped agent (a restart reattaches to them) unless asked to clean up.
-    void started.stop({ killTasks: !!o.cleanupOnExit }).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    void started.stop({ killTasks: !!o.cleanupOnExit }).then(() => cluster?.close()).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

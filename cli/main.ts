@@ -11,6 +11,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runUp } from './up.js';
 import { printState } from './state.js';
+import { addNatsFlags, natsOptions } from './cluster.js';
 import { registerBatchCommand, registerJobCommands } from './job.js';
 import { registerAppCommands } from './app.js';
 
@@ -36,7 +37,11 @@ securityOptions(program.command('up'))
   .option('--credential <file>', 'the agents\' credential (principal and secret), when agents must authenticate')
   .option('--no-marathon', 'do not start the Marathon service framework')
   .option('--marathon-port <port>', 'Marathon REST API port (default 8080, or any free port with --port 0)', intArg('--marathon-port'))
-  .action(async (opts) => { await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential }); });
+  .option('--cluster <n>', 'highly available: an N-node NATS cluster and N masters on consecutive ports from --port (needs nats-server)', intArg('--cluster', 1, 7))
+  .action(async (opts) => {
+    if (opts.cluster) { const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return; }
+    await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential });
+  });
 
 /** Mesos' security flags in Berth's spelling, shared by `berth master` and `berth up`. */
 function securityOptions(cmd: Command): Command {
@@ -62,32 +67,53 @@ export function securityFlags(o: Record<string, unknown>): Record<string, unknow
   };
 }
 
-securityOptions(program.command('master'))
-  .description('run a master')
+addNatsFlags(securityOptions(program.command('master'))
+  .description('run a master (with --nats: one of several highly available masters)')
   .option('--port <port>', 'port for HTTP and WebSocket (0 = any free port)', intArg('--port'), 5050)
   .option('--host <host>', 'address to bind', '127.0.0.1')
+  .option('--advertise-host <host>', 'address other machines reach this master at (default: --host)')
   .option('--work-dir <dir>', 'registry directory', '.berth')
   .option('--offer-timeout <seconds>', 'rescind offers not answered within this time (0 = never)', intArg('--offer-timeout', 0, 86400), 0)
   .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
   .option('--registry-max-agent-age <seconds>', 'forget agents unreachable for longer than this', intArg('--registry-max-agent-age', 60, 10 * 365 * 86400), 14 * 86400)
   .option('--registry-max-agent-count <n>', 'remember at most this many unreachable agents', intArg('--registry-max-agent-count', 1, 10_000_000), 100_000)
+  .option('--replicas <n>', 'cluster mode: replicas of the KV registry and leader buckets (3 on a 3-node NATS cluster)', intArg('--replicas', 1, 5), 1)
+  .option('--lease-ttl <ms>', 'cluster mode: leader lease; a standby takes over this long after the last renewal', intArg('--lease-ttl', 200, 60000), 3000)
+  .option('--agent-reregister-timeout <ms>', 'agents known from the registry that do not come back within this time become unreachable', intArg('--agent-reregister-timeout', 1000, 86_400_000), 600_000))
   .action(async (opts) => {
-    const { startMaster } = await import('../master/main.js');
-    const m = await startMaster({
-      workDir: opts.workDir, port: opts.port, host: opts.host,
+    const nats = natsOptions(opts);
+    const common = {
+      port: opts.port, host: opts.host, advertiseHost: opts.advertiseHost,
       offerTimeoutMs: opts.offerTimeout * 1000, allocationIntervalMs: opts.allocationInterval,
+      agentReregisterTimeoutMs: opts.agentReregisterTimeout,
       registryMaxAgentAgeMs: opts.registryMaxAgentAge * 1000, registryMaxAgentCount: opts.registryMaxAgentCount,
-      ...securityFlags(opts),
-    });
-    process.stderr.write(`berth master at ${m.url}\n`);
-    const stop = () => { void m.stop().then(() => process.exit(0)); };
+    };
+    let stopFn: () => Promise<void>;
+    if (nats) {
+      const { insecure, ...sec } = securityFlags(opts);
+      if (Object.values(sec).some((v) => v)) throw new Error('cluster mode (--nats) does not take the master\'s HTTP security flags yet: secure NATS with --nats-creds/--nats-tls-*, and keep the HTTP port on loopback');
+      if (!/^(127\.|localhost$|::1$)/.test(opts.host)) {
+        if (!insecure) throw new Error(`refusing to serve the master's HTTP API on ${opts.host} without authentication; use a loopback --host, or --insecure on a trusted network`);
+        process.stderr.write(`berth master: INSECURE: HTTP API on ${opts.host} without authentication (--insecure)\n`);
+      }
+      const { startClusterMaster } = await import('../master/leader/run.js');
+      const m = await startClusterMaster({ ...common, nats, prefix: opts.natsPrefix, replicas: opts.replicas, leaseTtlMs: opts.leaseTtl });
+      process.stderr.write(`berth master at ${m.url} (cluster mode, ${m.contender.state})\n`);
+      stopFn = () => m.stop();
+    } else {
+      const { startMaster } = await import('../master/main.js');
+      const m = await startMaster({ ...common, workDir: opts.workDir, ...securityFlags(opts) });
+      process.stderr.write(`berth master at ${m.url}\n`);
+      stopFn = () => m.stop();
+    }
+    const stop = () => { void stopFn().then(() => process.exit(0)); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
 
-program.command('agent')
+addNatsFlags(program.command('agent')
   .description('run an agent')
-  .requiredOption('--master <host:port>', 'the master to register with')
+  .option('--master <host:port>', 'the master to register with (or --nats to follow the leading master)')
   .option('--work-dir <dir>', 'sandboxes and checkpoints', '.berth/agent')
   .option('--port <port>', 'agent HTTP port (0 = any free port)', intArg('--port'), 5051)
   .option('--host <host>', 'address the agent HTTP server binds', '127.0.0.1')
@@ -114,7 +140,7 @@ program.command('agent')
   .option('--authenticate-http-readonly', 'every agent endpoint but /health (sandbox files, /state, /monitor/statistics) needs credentials')
   .option('--authenticate-http-readwrite', 'read-write agent endpoints need credentials (the agent has none yet; accepted as Mesos\' flag)')
   .option('--acls <file>', "Mesos' ACLs JSON: access_sandboxes (principal → users whose sandboxes it reads), view_frameworks, view_tasks")
-  .option('--insecure', 'allow a non-loopback --host without --authenticate-http-readonly')
+  .option('--insecure', 'allow a non-loopback --host without --authenticate-http-readonly'))
   .action(async (opts) => {
     const { runAgentCli } = await import('./agent.js');
     await runAgentCli(opts);

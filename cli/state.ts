@@ -2,6 +2,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { basicAuthorization, findCredential, findTls } from '../proto/transport/credentials.js';
+import { clusterSection } from './cluster.js';
 
 export interface StateClientOptions { credentialFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string }
 
@@ -45,7 +46,11 @@ const usage = (u: Usage) => `mem ${mib(u.mem_total_bytes ?? u.mem_rss_bytes)}/${
 const fmt = (r: Res) => `cpus ${r.cpus ?? 0}  mem ${r.mem ?? 0} MiB  disk ${r.disk ?? 0} MiB${r.gpus ? `  gpus ${r.gpus}` : ''}`;
 
 export async function printState(master: string, json: boolean, client: StateClientOptions = {}): Promise<void> {
-  const base = /^[a-z]+:\/\//.test(master) ? master : `http://${master}`;
+  let base = /^[a-z]+:\/\//.test(master) ? master : `http://${master}`;
+  // Cluster mode: name the leader and standbys, then read the leader's state.
+  const cluster: string[] = [];
+  const leaderUrl = json ? undefined : await clusterSection(base.replace(/\/$/, ''), cluster);
+  if (leaderUrl) base = leaderUrl;
   let res: { status: number; body: string };
   try {
     res = await get(`${base.replace(/\/$/, '')}/state`, client);
@@ -56,7 +61,7 @@ export async function printState(master: string, json: boolean, client: StateCli
   if (res.status !== 200) throw new Error(`master at ${base} answered ${res.status}: ${res.body.slice(0, 200)}`);
   const s = JSON.parse(res.body) as StateJson;
   if (json) { process.stdout.write(JSON.stringify(s, null, 2) + '\n'); return; }
-  const out: string[] = [];
+  const out: string[] = [...cluster];
   out.push(`master ${s.id}  (${base})`);
   out.push(`\nagents: ${s.slaves.length}${s.unreachable_slaves?.length ? ` (+${s.unreachable_slaves.length} unreachable)` : ''}`);
   for (const a of s.slaves) {

@@ -35,11 +35,34 @@ export class Agents {
   values(): IterableIterator<AgentRec> { return this.byId.values(); }
   get size(): number { return this.byId.size; }
 
+  /** Ids recovered from the registry that may still be RECOVERED (pruned lazily). */
+  private recovered = new Set<string>();
+  /** How many agents were recovered from the registry at start. */
+  recoveredAtStart = 0;
+
+  /** Agents still RECOVERED: known from the registry, not re-registered, not yet timed out. */
+  recoveringCount(): number {
+    for (const id of this.recovered) if (this.byId.get(id)?.status !== 'RECOVERED') this.recovered.delete(id);
+    return this.recovered.size;
+  }
+
+  /** True while some recovered agent has not come back (cheap: stops at the first one still out). */
+  get recovering(): number {
+    for (const id of this.recovered) {
+      if (this.byId.get(id)?.status === 'RECOVERED') return 1;
+      this.recovered.delete(id);
+    }
+    return 0;
+  }
+
   /**
    * Agents known from the registry after a restart: they must reregister. Those already
    * unreachable stay so (with their time), and may come back.
    */
   recover(agents: Map<string, AgentInfo>, unreachable: Map<string, number> = new Map()): void {
+    // Only agents that may come back count for the recovery wait and the unanswered reconciliation.
+    for (const id of agents.keys()) if (!unreachable.has(id)) this.recovered.add(id);
+    this.recoveredAtStart = this.recovered.size;
     for (const [id, info] of agents) {
       const at = unreachable.get(id);
       this.byId.set(id, {

@@ -17,7 +17,29 @@ export class AllocationLoop {
 
   constructor(private readonly ctx: MasterContext) {}
 
-  start(): void { this.scheduleTick(); }
+  /** Set while allocation waits for recovered agents to re-register (bounded: see holdUntil). */
+  private hold?: { expected: number; until: number };
+
+  start(): void {
+    const ctx = this.ctx;
+    const expected = ctx.agents.recoveredAtStart;
+    // After a failover, offers made before the agents are back would be a partial view: Mesos'
+    // allocator pauses until enough agents re-registered, or a timeout.
+    if (expected > 0) this.hold = { expected, until: ctx.clock.now() + (ctx.opts.allocationRecoveryTimeoutMs ?? 10_000) };
+    this.scheduleTick();
+  }
+
+  /** True while offers wait for recovered agents; clears itself (and runs over every agent) once they are back. */
+  private holding(): boolean {
+    const h = this.hold;
+    if (!h) return false;
+    const back = h.expected - this.ctx.agents.recoveringCount();
+    if (back < (this.ctx.opts.allocationRecoveryFactor ?? 0.8) * h.expected && this.ctx.clock.now() < h.until) return true;
+    this.hold = undefined;
+    this.ctx.log.info({ agents_back: back, expected: h.expected }, 'allocation resumes after recovery');
+    this.request();
+    return false;
+  }
   stop(): void { this.ctx.clock.clearTimeout(this.timer); }
 
   /**
@@ -51,6 +73,7 @@ export class AllocationLoop {
   /** Runs one allocation cycle now and sends the resulting offers. Returns the plan (for tests and benches). */
   runNow(agentIds?: Iterable<string>): OfferPlan {
     const ctx = this.ctx;
+    if (this.holding()) return [];
     const t0 = performance.now();
     const plan = ctx.allocator.allocate(ctx.clock.now(), agentIds);
     ctx.allocator.commit(plan);

@@ -52,6 +52,13 @@ export interface MasterOptions {
   registryMaxAgentAgeMs?: number;
   /** At most this many unreachable agents are remembered; the oldest go first (Mesos --registry_max_agent_count). */
   registryMaxAgentCount?: number;
+  /**
+   * After a start with agents in the registry, no offers are made until this fraction of them
+   * re-registered (Mesos' allocator recovery, default 0.8)…
+   */
+  allocationRecoveryFactor?: number;
+  /** …or this long passed (default 10 s). */
+  allocationRecoveryTimeoutMs?: number;
 }
 
 /** Bounds on what any one principal (or anyone, for the globals) can make the master hold. */
@@ -95,6 +102,8 @@ export function newCounters() {
     statusUpdates: 0, invalidStatusUpdates: 0, acknowledgements: 0, callsInvalid: 0, callsUnauthorized: 0,
     allocationRuns: 0, lastAllocationMs: 0, allocationMsTotal: 0,
     agentsRemoved: 0, agentsUnreachable: 0, frameworksRemoved: 0,
+    /** Explicit reconciliations left unanswered because the task's agent has not re-registered yet. */
+    reconcileDeferred: 0,
   };
 }
 export type Counters = ReturnType<typeof newCounters>;

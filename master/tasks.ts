@@ -178,8 +178,13 @@ export class Tasks {
       const done = this.completed.get(taskKey(fw.id, q.task_id.value));
       if (done) { this.sendUpdate(fw, this.reconcileStatus(fw, done)); continue; }
       const agent = q.agent_id ? ctx.agents.get(q.agent_id.value) : undefined;
+      // After a failover (or a restart on the registry) the master learns tasks only from agents
+      // re-registering. While the task's agent — or, with no agent named, any agent — has not
+      // come back, it does not know: no answer (as Mesos), so a framework asks again instead of
+      // relaunching a task that may be running. The re-registration timeout bounds the silence.
+      if (agent ? agent.status === 'RECOVERED' : !q.agent_id && ctx.agents.recovering > 0) { ctx.counters.reconcileDeferred++; continue; }
       let state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
-      if (agent && (agent.status === 'UNREACHABLE' || agent.status === 'RECOVERED')) state = fw.partitionAware ? 'TASK_UNREACHABLE' : 'TASK_LOST';
+      if (agent && agent.status === 'UNREACHABLE') state = fw.partitionAware ? 'TASK_UNREACHABLE' : 'TASK_LOST';
       this.sendUpdate(fw, {
         task_id: q.task_id, state, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', message: 'Reconciliation: task is unknown',
         agent_id: q.agent_id, timestamp: ctx.clock.now() / 1000,

@@ -44,3 +44,7 @@ export {
 /** Time and logs: frameworks take an injected Clock (tests, the simulator) and log structured lines as Berth's servers do. */
 export { RealClock, ManualClock, backoffDelay, type Clock, type TimerHandle } from '../../proto/clock.js';
 export { logger, silentLogger, type Logger } from '../../proto/log.js';
+export { KvStore, type KvStoreOptions } from './store-kv.js';
+// Cluster mode: a framework reaches the leading master with a NatsDialer (pass it as `master`).
+export { connectNats, NatsDialer, type NatsOptions } from '../../proto/transport/nats.js';
+export { NatsLeaderDetector } from '../../proto/transport/nats-detector.js';

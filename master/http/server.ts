@@ -115,6 +115,16 @@ export class MasterHttpServer {
       });
   }
 
+  /**
+   * For a server whose socket someone else owns (cluster mode: the leader gate in
+   * master/leader/run.ts forwards requests to it): the port and host listen() would set.
+   */
+  servedAt(port: number, host: string): void {
+    this.port = port;
+    this.loopback = isLoopback(host);
+    this.hostCheck = new HostCheck(host, [...(this.security.allowedHosts ?? []), this.master.opts.hostname ?? 'localhost']);
+  }
+
   async listen(port: number, host = '0.0.0.0'): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

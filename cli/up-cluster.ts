@@ -1,0 +1,73 @@
+/**
+ * `berth up --cluster N`: high availability on one machine, for trying it —
+ * an N-node NATS cluster (Debian's nats-server; a clear error with the install
+ * command if it is missing), N masters with --nats on consecutive ports from
+ * --port (5050, 5051, 5052 by default), and the agents with --nats, each
+ * given an equal share of the host. Every component finds the leader through
+ * NATS; SIGKILL the leader (its pid is printed) and watch a standby take over.
+ * Ctrl-C stops agents (with their tasks), masters, then NATS.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { logger } from '../proto/log.js';
+import { NatsCluster } from './nats-server.js';
+import { splitHost, type UpOptions } from './up.js';
+
+export async function runUpCluster(opts: UpOptions & { cluster: number }): Promise<void> {
+  const log = logger('up');
+  const workDir = path.resolve(opts.workDir);
+  mkdirSync(workDir, { recursive: true });
+  const n = opts.cluster;
+  const nats = await NatsCluster.start({ nodes: n, dir: path.join(workDir, 'nats') });
+  const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
+  const cli = fileURLToPath(new URL('./main.js', import.meta.url));
+  const children: { tag: string; proc: ChildProcess }[] = [];
+  let stopping = false;
+  const child = (tag: string, args: string[]): ChildProcess => {
+    const proc = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+    proc.stderr!.pipe(process.stderr);
+    proc.on('exit', (code, sig) => { if (!stopping) log.warn({ process: tag, code, signal: sig }, 'process exited'); });
+    children.push({ tag, proc });
+    return proc;
+  };
+  const urls: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const port = opts.port === 0 ? 0 : opts.port + i;
+    const p = child(`master-${i}`, ['master', ...natsArgs, '--port', String(port), '--host', opts.host, '--replicas', String(Math.min(3, n))]);
+    urls.push(await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const on = (d: Buffer): void => { out += d.toString(); const m = /berth master at (\S+)/.exec(out); if (m) { p.stderr!.off('data', on); resolve(m[1]!); } };
+      p.stderr!.on('data', on);
+      p.once('exit', (code) => reject(new Error(`master ${i} exited (${code}) while starting`)));
+    }));
+  }
+  const shares = splitHost(opts.agents, workDir);
+  for (let i = 0; i < opts.agents; i++) {
+    child(`agent-${i}`, ['agent', ...natsArgs, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
+      '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit']);
+  }
+  const masters = children.filter((c) => c.tag.startsWith('master')).map((c, i) => `    ${urls[i]}  (pid ${c.proc.pid})`).join('\n');
+  process.stderr.write(`\nberth is up (cluster of ${n}): masters\n${masters}\n  NATS: ${nats.urls.join(' ')}\n  agents: ${opts.agents}, with --nats\n` +
+    `  state:  berth state --master ${urls[0]}   (any master: it names the leader and standbys)\n` +
+    `  frameworks: give them --nats ${nats.urls.join(',')}\n  stop:   Ctrl-C\n\n`);
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('stopping agents, masters and NATS…\n');
+    const end = (c: ChildProcess, graceMs: number): Promise<void> => new Promise((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+      const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.kill('SIGTERM');
+    });
+    await Promise.all(children.filter((c) => c.tag.startsWith('agent')).map((c) => end(c.proc, 15_000)));
+    await Promise.all(children.filter((c) => c.tag.startsWith('master')).map((c) => end(c.proc, 5_000)));
+    await nats.stop();
+    process.stderr.write('stopped\n');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}

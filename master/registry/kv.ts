@@ -1,0 +1,240 @@
+/**
+ * JetStream KV registry (cluster mode): the file registry's interface and
+ * semantics over a Raft-replicated KV bucket (`<prefix>_registry`, replicas
+ * configurable: 3 on a 3-node NATS cluster).
+ *
+ * Layout — one key per durable fact, so the bucket IS the compacted registry
+ * (history 1 per key; compact() purges delete markers):
+ *   meta.started          {starts, master_id, at}
+ *   agents.<id>           {id, info, unreachable_at?}  (deleted when the agent is removed)
+ *   frameworks.<id>       {id, info}            (deleted when the framework is removed)
+ *   removed.<id>          {id, at}              (a removed framework id stays retired)
+ *
+ * Invariants:
+ *  - Every write is compare-and-set on the bucket's stream sequence
+ *    (Nats-Expected-Last-Sequence): it succeeds only if nothing was written
+ *    since this master's previous write. A new leader writes `meta.started`
+ *    when it loads, so every later write of a deposed leader fails: the
+ *    registry is fenced, and `onFenced` fires.
+ *  - append() resolves only after a quorum of replicas stored the write (the
+ *    JetStream ack). Writes are pipelined in order; a transient failure (a NATS
+ *    node dying under the write) retries the first unconfirmed write with its
+ *    original message id, so a write the stream already stored is answered as
+ *    a duplicate, never applied twice, and the writes behind it keep their order.
+ *  - Bounded: at most MAX_QUEUED writes wait; transient failures are retried for
+ *    at most RETRY_FOR_MS, then every waiting append fails (the master must step down).
+ */
+import { headers as natsHeaders, nuid, type JetStreamClient, type KV, type NatsConnection, type PubAck } from 'nats';
+import { BerthError } from '../../proto/errors.js';
+import type { Logger } from '../../proto/log.js';
+import { openBucket, readAll } from '../../proto/transport/nats.js';
+import type { AgentInfo, FrameworkInfo } from '../../proto/types.js';
+import type { Registry, RegistryEvent, RegistryState } from './types.js';
+
+export const MAX_QUEUED = 100_000;
+const BATCH = 512;
+const RETRY_FOR_MS = 30_000;
+
+export interface KvRegistryOptions {
+  prefix?: string;
+  replicas?: number;
+  log?: Logger;
+  /** Called once when a write fails because another master wrote since (this one is deposed). */
+  onFenced?: (why: string) => void;
+}
+
+interface Write {
+  subject: string;
+  data: Uint8Array;
+  del: boolean;
+  msgID: string;
+  /** Fixed at first send, kept across retries. */
+  expect?: number;
+  done: (e?: Error) => void;
+}
+
+/** KV keys allow [-/_=.a-zA-Z0-9]; ids outside `[-_a-zA-Z0-9]` (dots would add tokens) are base64url'd behind '='. */
+export function keyToken(id: string): string {
+  return /^[-_a-zA-Z0-9]+$/.test(id) ? id : `=${Buffer.from(id, 'utf8').toString('base64url')}`;
+}
+
+const te = new TextEncoder();
+const json = (v: unknown): Uint8Array => te.encode(JSON.stringify(v));
+
+export class KvRegistry implements Registry {
+  private kv?: KV;
+  private js?: JetStreamClient;
+  private bucket: string;
+  private stream: string;
+  /** Stream sequence of this master's last confirmed write (the CAS base). */
+  private seq = 0;
+  /** Next expected sequence to hand out (confirmed + in flight). */
+  private nextExpect = 0;
+  private queue: Write[] = [];
+  private writing = false;
+  private fenced?: string;
+  private starts = 0;
+  /** Agent infos as stored: agent_unreachable rewrites the agent's key with its info. */
+  private agentInfos = new Map<string, AgentInfo>();
+  private closed = false;
+  /** Figures for /metrics and the bench. */
+  readonly stats = { writes: 0, retries: 0, duplicates: 0 };
+
+  constructor(private readonly nc: NatsConnection, private readonly o: KvRegistryOptions = {}) {
+    this.bucket = `${o.prefix ?? 'berth'}_registry`;
+    this.stream = `KV_${this.bucket}`;
+  }
+
+  async load(): Promise<RegistryState> {
+    this.kv = await openBucket(this.nc, this.bucket, this.o.replicas ?? 1);
+    this.js = this.nc.jetstream({ timeout: 5_000 });
+    const jsm = await this.nc.jetstreamManager({ timeout: 5_000 });
+    // The CAS base is read BEFORE the keys: a write that lands in between makes our first write fail
+    // (and the master retry its start), instead of being silently missed.
+    const lastSeq = (await jsm.streams.info(this.stream)).state.last_seq;
+    const s: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0, unreachable: new Map() };
+    let maxRev = 0;
+    let tombstones = 0;
+    await readAll(this.kv, (e) => {
+      maxRev = Math.max(maxRev, e.revision);
+      if (e.operation !== 'PUT') { tombstones++; return; }
+      const [kind] = e.key.split('.', 1);
+      const v = e.json<{ id: string; info?: unknown; starts?: number; unreachable_at?: number }>();
+      switch (kind) {
+        case 'meta': if (e.key === 'meta.started') s.starts = v.starts ?? 0; break;
+        case 'agents':
+          s.agents.set(v.id, v.info as AgentInfo);
+          if (v.unreachable_at !== undefined) s.unreachable!.set(v.id, v.unreachable_at);
+          break;
+        case 'frameworks': s.frameworks.set(v.id, v.info as FrameworkInfo); break;
+        case 'removed': s.removedFrameworks.add(v.id); break;
+        default: throw new BerthError('IO', `registry bucket ${this.bucket}: unknown key ${e.key}`);
+      }
+    });
+    for (const id of s.removedFrameworks) s.frameworks.delete(id);
+    if (maxRev > lastSeq) throw new BerthError('CONFLICT', `registry ${this.bucket} was written during load (another master is active)`);
+    this.seq = lastSeq;
+    this.nextExpect = lastSeq;
+    this.starts = s.starts;
+    this.agentInfos = new Map(s.agents);
+    if (tombstones > 1000) await this.compact();
+    return s;
+  }
+
+  /** Drops delete markers (compaction); the stream sequence, and so the CAS base, does not move. */
+  async compact(): Promise<number> {
+    // purgeDeletes is on the implementation (nats.js v2), not on the KV interface.
+    const r = await (this.kv as KV & { purgeDeletes(olderMillis?: number): Promise<{ purged: number }> }).purgeDeletes(0);
+    return r.purged;
+  }
+
+  append(ev: RegistryEvent): Promise<void> {
+    if (!this.kv) return Promise.reject(new BerthError('IO', 'registry not loaded'));
+    if (this.fenced) return Promise.reject(new BerthError('CONFLICT', `registry fenced: ${this.fenced}`));
+    if (this.closed) return Promise.reject(new BerthError('IO', 'registry closed'));
+    const ops = this.ops(ev);
+    if (this.queue.length + ops.length > MAX_QUEUED) return Promise.reject(new BerthError('TOO_LARGE', `registry: over ${MAX_QUEUED} writes waiting`));
+    if (ops.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let left = ops.length;
+      let failed = false;
+      for (const op of ops) {
+        this.queue.push({
+          ...op, msgID: nuid.next(),
+          done: (e) => {
+            if (failed) return;
+            if (e) { failed = true; reject(e); return; }
+            if (--left === 0) resolve();
+          },
+        });
+      }
+      if (!this.writing) { this.writing = true; setImmediate(() => { void this.pump(); }); }
+    });
+  }
+
+  private ops(ev: RegistryEvent): { subject: string; data: Uint8Array; del: boolean }[] {
+    const subj = (k: string): string => `$KV.${this.bucket}.${k}`;
+    switch (ev.type) {
+      case 'master_started':
+        return [{ subject: subj('meta.started'), data: json({ starts: ++this.starts, master_id: ev.master_id, at: ev.at }), del: false }];
+      case 'agent_admitted':
+        this.agentInfos.set(ev.agent_id, ev.info);
+        return [{ subject: subj(`agents.${keyToken(ev.agent_id)}`), data: json({ id: ev.agent_id, info: ev.info }), del: false }];
+      case 'agent_unreachable': {
+        const info = this.agentInfos.get(ev.agent_id);
+        if (!info) return []; // as replay: unreachable only means something for a known agent
+        return [{ subject: subj(`agents.${keyToken(ev.agent_id)}`), data: json({ id: ev.agent_id, info, unreachable_at: ev.at }), del: false }];
+      }
+      case 'agent_removed':
+        this.agentInfos.delete(ev.agent_id);
+        return [{ subject: subj(`agents.${keyToken(ev.agent_id)}`), data: new Uint8Array(0), del: true }];
+      case 'framework_added':
+      case 'framework_updated':
+        return [{ subject: subj(`frameworks.${keyToken(ev.framework_id)}`), data: json({ id: ev.framework_id, info: ev.info }), del: false }];
+      case 'framework_removed':
+        return [
+          { subject: subj(`removed.${keyToken(ev.framework_id)}`), data: json({ id: ev.framework_id, at: ev.at }), del: false },
+          { subject: subj(`frameworks.${keyToken(ev.framework_id)}`), data: new Uint8Array(0), del: true },
+        ];
+      default:
+        throw new BerthError('UNSUPPORTED', `KV registry: event type ${(ev as { type: string }).type} has no key mapping`);
+    }
+  }
+
+  private publish(w: Write): Promise<PubAck> {
+    const h = natsHeaders();
+    if (w.del) h.set('KV-Operation', 'DEL');
+    return this.js!.publish(w.subject, w.data, { msgID: w.msgID, expect: { lastSequence: w.expect! }, headers: h });
+  }
+
+  /** Sends writes in order, BATCH at a time; see the class comment for the retry rule. */
+  private async pump(): Promise<void> {
+    let retryingSince = 0;
+    while (this.queue.length > 0 && !this.fenced) {
+      const batch = this.queue.slice(0, BATCH);
+      for (const w of batch) if (w.expect === undefined) w.expect = this.nextExpect++;
+      const results = await Promise.allSettled(batch.map((w) => this.publish(w)));
+      let i = 0;
+      for (; i < batch.length; i++) {
+        const r = results[i]!;
+        const w = batch[i]!;
+        if (r.status === 'fulfilled') {
+          if (r.value.duplicate) this.stats.duplicates++;
+          this.seq = r.value.seq;
+          this.stats.writes++;
+          w.done();
+          continue;
+        }
+        const msg = String((r.reason as Error)?.message ?? r.reason);
+        // Every write before this one is confirmed, so a sequence mismatch here means another writer.
+        if (/wrong last sequence|10071/i.test(msg)) { this.fence(`another master wrote the registry (${msg})`); return; }
+        break;
+      }
+      this.queue.splice(0, i);
+      if (i === batch.length) { retryingSince = 0; continue; }
+      // A transient failure at batch[i]: everything from it on is retried in order with the same ids.
+      this.stats.retries++;
+      if (!retryingSince) retryingSince = performance.now();
+      if (performance.now() - retryingSince > RETRY_FOR_MS) { this.fence(`registry writes failing for ${RETRY_FOR_MS} ms`); return; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.writing = false;
+  }
+
+  private fence(why: string): void {
+    if (this.fenced) return;
+    this.fenced = why;
+    this.o.log?.error({ why }, 'registry fenced');
+    const err = new BerthError('CONFLICT', `registry fenced: ${why}`);
+    for (const w of this.queue.splice(0)) w.done(err);
+    this.writing = false;
+    this.o.onFenced?.(why);
+  }
+
+  get isFenced(): boolean { return !!this.fenced; }
+
+  async close(): Promise<void> {
+    while (this.writing && !this.fenced) await new Promise((r) => setTimeout(r, 5));
+    this.closed = true;
+  }
+}
