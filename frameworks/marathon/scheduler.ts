@@ -156,12 +156,21 @@ export class Scheduler {
       log: this.opts.log.child({ component: 'sdk' }),
     });
     this.frameworkId = this.fw.frameworkId;
+    // A resumed framework cannot know which decline filters its predecessor left at the master
+    // (the master keeps them across failover, as Mesos does): treat offers as filtered, so the
+    // first need sends a REVIVE instead of waiting out a long filter.
+    if (fid) this.filtered = true;
     if (fid !== this.frameworkId) await s.put('framework-id', this.frameworkId);
     this.opts.log.info({ frameworkId: this.frameworkId, apps: this.apps.size, instances: this.byTask.size, resumed: !!fid }, 'marathon subscribed');
 
     this.fw.on('offers', (offers) => this.onOffers(offers));
     this.fw.on('update', (st) => this.onUpdate(st));
-    this.fw.on('subscribed', (info) => { if (info.reconnected) void this.reconcile(); });
+    this.fw.on('subscribed', (info) => {
+      if (!info.reconnected) return;
+      this.filtered = true; // as above: filters may outlive our link
+      this.syncOfferInterest();
+      void this.reconcile();
+    });
     this.fw.on('error', (e) => this.opts.log.warn({ err: e.message, fatal: e.fatal }, 'framework error'));
 
     // Orphans (records of apps that no longer exist) are killed; everything else is reconciled.
