@@ -134,9 +134,8 @@ t('two competing gangs on too few cpus for both never deadlock: each starts whol
     const l = g.indices.map((i) => i.attempts[0]!.launchedAt);
     assert.ok(Math.max(...l) - Math.min(...l) < 50, `${g.id} launched whole`);
   }
-  const span = (g: typeof a): [number, number] => [Math.min(...g.indices.map((i) => i.attempts[0]!.launchedAt)), Math.max(...g.indices.map((i) => i.attempts[0]!.endedAt!))];
-  const [sa, ea] = span(a); const [sb, eb] = span(b);
-  assert.ok(ea <= sb || eb <= sa, 'the gangs ran one after the other (never both half-started)');
+  // The second gang may start while the first one's last task still runs (1 + 3 cpus fit in
+  // 4): what must never happen is a gang half-started, which the launch spread above rules out.
 });
 
 t('two queues weighted 3:1 under contention receive cpu-seconds within 10% of 3:1', async () => {
