@@ -210,10 +210,15 @@ test('TCP probe: connected to a listening port, not to a closed one', async () =
   assert.is(r.ok, false); assert.is(r.connected, false);
 });
 
-test('HTTP and TCP probes of protocol IPv6 connect to ::1', async () => {
+const ipv6 = await new Promise<boolean>((r) => {
+  const probe = net.createServer();
+  probe.once('error', () => r(false));
+  probe.listen(0, '::1', () => probe.close(() => r(true)));
+});
+const ipv6Name = 'HTTP and TCP probes of protocol IPv6 connect to ::1';
+(ipv6 ? test : test.skip)(ipv6 ? ipv6Name : `${ipv6Name} (SKIPPED: no IPv6 loopback here)`, async () => {
   const srv = http.createServer((_, res) => res.end());
-  const listening = await new Promise<boolean>((r) => { srv.once('error', () => r(false)); srv.listen(0, '::1', () => r(true)); });
-  if (!listening) { console.log('  skipped: no IPv6 loopback here'); return; }
+  await new Promise<void>((r) => srv.listen(0, '::1', r));
   try {
     const port = (srv.address() as AddressInfo).port;
     const h = await httpGet('http', port, '/', 2000, 'IPv6');
@@ -234,10 +239,10 @@ test('COMMAND probe: exit code reported, task environment and the check command 
 });
 
 const root = process.getuid?.() === 0;
-test(`${root ? '' : 'SKIPPED (not root): '}COMMAND probe runs as the task's user`, async () => {
-  if (!root) return;
-  const nobody = await resolveUser('nobody');
-  if (!nobody) { console.log('  skipped: no user nobody'); return; }
+const nobodyUser = root ? await resolveUser('nobody') : undefined;
+const userSkip = !root ? 'needs root to switch users' : !nobodyUser ? 'no user nobody' : undefined;
+(userSkip ? test.skip : test)(userSkip ? `COMMAND probe runs as the task's user (SKIPPED: ${userSkip})` : 'COMMAND probe runs as the task\'s user', async () => {
+  const nobody = nobodyUser!;
   const r = await probeCommand({ value: `test "$(id -u)" = ${nobody.uid}` }, 5000, { ...target, user: nobody });
   assert.is(r.ok, true, r.message);
 });
@@ -265,8 +270,8 @@ async function nsTask(): Promise<{ pid: number; stop: () => void }> {
   return { pid: kids[0]!, stop: () => child.kill('SIGKILL') };
 }
 
-test(`${nsSkip ? 'SKIPPED: ' : ''}root: COMMAND, TCP and HTTP probes run inside the task's mount, pid and network namespaces`, async () => {
-  if (nsSkip) { console.log(`  skipped: ${nsSkip}`); return; }
+const nsName = 'root: COMMAND, TCP and HTTP probes run inside the task\'s mount, pid and network namespaces';
+(nsSkip ? test.skip : test)(nsSkip ? `${nsName} (SKIPPED: ${nsSkip})` : nsName, async () => {
   const t = await nsTask();
   try {
     assert.equal(foreignNamespaces(t.pid)?.sort(), ['mnt', 'net', 'pid']);

@@ -22,7 +22,7 @@ if (!probe.ok) console.log(`\n[checks/linux.test] SKIPPING root:/cgroups: test: 
 
 const name = 'root: cgroups: a COMMAND health check of a linux container runs in the task\'s own pid and mount namespaces and working directory, as its user';
 if (!probe.ok) {
-  test(name, () => { console.log(`  skipped: ${probe.reason}`); });
+  test.skip(`${name} (SKIPPED: ${probe.reason})`, () => undefined);
 } else {
   test(name, async () => {
     const c = await startCluster('checks-linux', { linuxCgroupRoot: ROOT });
@@ -46,7 +46,7 @@ if (!probe.ok) {
 
 const fetchName = 'root: cgroups: URIs are fetched into a linux container\'s sandbox as the task\'s user before its command runs';
 if (!probe.ok) {
-  test(fetchName, () => { console.log(`  skipped: ${probe.reason}`); });
+  test.skip(`${fetchName} (SKIPPED: ${probe.reason})`, () => undefined);
 } else {
   test(fetchName, async () => {
     const c = await startCluster('fetch-linux', { linuxCgroupRoot: ROOT });

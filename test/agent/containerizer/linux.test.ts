@@ -79,13 +79,19 @@ async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, 
 }
 
 /** root:/cgroups: tests: skipped with the reason printed when the host cannot run them. */
-function rootTest(name: string, fn: () => Promise<void>): void {
-  if (SKIP_REASON) {
-    test.skip(name, () => undefined);
+function rootTest(name: string, fn: () => Promise<void>, alsoNeeds?: string): void {
+  const reason = SKIP_REASON ?? alsoNeeds;
+  if (reason) {
+    test.skip(`${name} (SKIPPED: ${reason})`, () => undefined);
     return;
   }
   test(name, fn);
 }
+
+/** The LD_PRELOAD probe is a small C library: without a compiler that test is skipped, not passed. */
+const NO_CC = (() => {
+  try { execFileSync('sh', ['-c', 'command -v cc'], { stdio: 'ignore' }); return undefined; } catch { return 'no C compiler (cc) to build the preload probe'; }
+})();
 
 async function hierarchy(): Promise<Hierarchy> {
   const h = await detectHierarchy(ROOT);
@@ -387,7 +393,7 @@ const hostRoot = (line: string): boolean => /^euid=0 /.test(line) && /map=\s*0\s
 
 rootTest('root: LD_PRELOAD in a task\'s environment runs only in the task, never as host root (tasks as nobody and as mapped root)', async () => {
   const pre = buildPreload();
-  if (!pre) { console.log('  skipped: no C compiler (cc) to build the preload probe'); return; }
+  if (!pre) throw new Error('cc is present but the preload probe did not build');
   const c = cz();
   for (const user of ['nobody', 'root']) {
     writeFileSync(pre.log, '');
@@ -400,7 +406,7 @@ rootTest('root: LD_PRELOAD in a task\'s environment runs only in the task, never
     // Only the task's own processes (its sh -c and what it execs) load it, each as the task's user.
     assert.ok(lines.every((l) => /comm=(sh|true) /.test(l) && (user === 'nobody' ? l.startsWith('euid=65534 ') : !/map=\s*0\s+0\s/.test(l))), `${user}:\n${lines.join('\n')}`);
   }
-});
+}, NO_CC);
 
 rootTest('root: a task that cannot exec fails launch with the reason, and leaves no cgroup', async () => {
   const c = cz();

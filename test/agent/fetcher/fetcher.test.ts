@@ -200,10 +200,11 @@ for (const [name, uris, re] of invalid) {
 }
 
 const root = process.getuid?.() === 0;
-test(`${root ? '' : 'SKIPPED (not root): '}root: fetched and extracted files are owned by the task's user, who cannot fetch a file it may not read`, async () => {
-  if (!root) { console.log('  skipped: needs root to switch users'); return; }
-  const nobody = await resolveUser('nobody');
-  if (!nobody) { console.log('  skipped: no user nobody'); return; }
+const nobodyUser = root ? await resolveUser('nobody') : undefined;
+const ownerSkip = !root ? 'needs root to switch users' : !nobodyUser ? 'no user nobody' : undefined;
+const ownerName = 'root: fetched and extracted files are owned by the task\'s user, who cannot fetch a file it may not read';
+(ownerSkip ? test.skip : test)(ownerSkip ? `${ownerName} (SKIPPED: ${ownerSkip})` : ownerName, async () => {
+  const nobody = nobodyUser!;
   await withEnv(async ({ dir, files, sandbox, srv }) => {
     // The work dir above the sandbox stays private (0700, root): extraction as the user must not need it.
     assert.is(statSync(dir).mode & 0o777, 0o700);
