@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { WsListener } from '../../proto/transport/ws.js';
 import { probeLinux } from '../../agent/containerizer/linux/index.js';
 import { detectHierarchy } from '../../agent/containerizer/linux/cgroups/detect.js';
-import { killAll } from '../../agent/containerizer/linux/cgroups/freezer.js';
 import { rootDirs } from '../../agent/containerizer/linux/cgroups/hierarchy.js';
+import { removeCgroups } from './cgroup-cleanup.js';
 import { FakeMaster, commandTask, waitFor } from './fake-master.js';
 import { killEverythingUnder, pidAlive, startRunner, tempDir } from './harness.js';
 
@@ -39,17 +39,6 @@ async function getJson<T>(endpoint: string, path: string): Promise<T> {
   return (await (await fetch(`http://${endpoint}${path}`)).json()) as T;
 }
 
-/** Removes every cgroup under ROOT (killing what is inside) and ROOT itself. */
-async function removeCgroups(): Promise<void> {
-  const hier = await detectHierarchy(ROOT);
-  if (!hier) return;
-  for (const id of await hier.listContainers()) {
-    const h = hier.handle(id);
-    await killAll(hier, h).catch(() => undefined);
-    await hier.remove(h).catch(() => undefined);
-  }
-  for (const d of rootDirs(hier)) await hier.fs.rmdir(d).catch(() => undefined);
-}
 
 /** Where the linux containerizer cannot run, the test is reported SKIPPED (its reason printed above), never passed. */
 const rootTest = (name: string, fn: () => Promise<void>): void => {
@@ -118,7 +107,7 @@ rootTest('root: cgroups: SIGKILL of an agent running 20 linux containers; the re
   } finally {
     for (const c of children) await killed(c);
     killEverythingUnder(workDir);
-    await removeCgroups();
+    await removeCgroups(ROOT);
     listener.close();
     server.close();
     rmSync(workDir, { recursive: true, force: true });

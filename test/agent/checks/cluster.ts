@@ -13,21 +13,7 @@ import { startMaster, type RunningMaster } from '../../../master/main.js';
 import { silentLogger } from '../../../proto/log.js';
 import { connect, taskInfo, type Framework, type Offer, type TaskInfo, type TaskSpec, type TaskStatus } from '../../../frameworks/sdk/index.js';
 import { killEverythingUnder, startRunner, tempDir } from '../harness.js';
-import { detectHierarchy } from '../../../agent/containerizer/linux/cgroups/detect.js';
-import { killAll } from '../../../agent/containerizer/linux/cgroups/freezer.js';
-import { rootDirs } from '../../../agent/containerizer/linux/cgroups/hierarchy.js';
-
-/** Removes every cgroup under `root` (killing what is inside) and `root` itself. */
-async function removeCgroups(root: string): Promise<void> {
-  const hier = await detectHierarchy(root);
-  if (!hier) return;
-  for (const id of await hier.listContainers()) {
-    const h = hier.handle(id);
-    await killAll(hier, h).catch(() => undefined);
-    await hier.remove(h).catch(() => undefined);
-  }
-  for (const d of rootDirs(hier)) await hier.fs.rmdir(d).catch(() => undefined);
-}
+import { removeCgroups } from '../cgroup-cleanup.js';
 
 export interface Cluster {
   workDir: string;
