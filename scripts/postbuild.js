@@ -8,3 +8,7 @@ if (existsSync('agent/shim/build.sh')) {
   const r = spawnSync('sh', ['agent/shim/build.sh'], { stdio: 'inherit' });
   if (r.status !== 0) console.error('warning: berth-shim was not built; the linux containerizer will use its slower fallback');
 }
+if (existsSync('agent/checks/build.sh')) {
+  const r = spawnSync('sh', ['agent/checks/build.sh'], { stdio: 'inherit' });
+  if (r.status !== 0) console.error('warning: berth-probe was not built; COMMAND checks will spawn each probe from the agent');
+}

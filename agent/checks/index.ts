@@ -15,7 +15,8 @@ import type { Clock } from '../../proto/clock.js';
 import type { Logger } from '../../proto/log.js';
 import type { CommandInfo, HealthCheck, TaskStatusReason } from '../../proto/types.js';
 import { Checker, HealthChecker, emptyCheckStatus, type Probe } from './checker.js';
-import { probeCommand, probeNetwork, type ProbeTarget } from './probe.js';
+import { commandProbe, probeNetwork, type ProbeTarget } from './probe.js';
+import { sharedProbeRunner, type ProbeRunner } from './probe-runner.js';
 import type { CheckedTask, CheckInfo, CheckStatusInfo } from './types.js';
 
 export type { ProbeTarget } from './probe.js';
@@ -114,19 +115,19 @@ export function validateChecks(task: CheckedTask): string | undefined {
 
 // ---- running -------------------------------------------------------------------
 
-function healthProbe(hc: HealthCheck, target: ProbeTarget): Probe {
+function healthProbe(hc: HealthCheck, target: ProbeTarget, runner: ProbeRunner | undefined): Probe {
   switch (hc.type) {
     case 'HTTP': return (t) => probeNetwork({ kind: 'http', scheme: hc.http?.scheme === 'https' ? 'https' : 'http', port: hc.http!.port, path: hc.http?.path ?? '/', family: hc.http?.protocol }, t, target);
     case 'TCP': return (t) => probeNetwork({ kind: 'tcp', port: hc.tcp!.port, family: hc.tcp?.protocol }, t, target);
-    default: return (t) => probeCommand(hc.command!, t, target);
+    default: return commandProbe(hc.command!, target, runner);
   }
 }
 
-function checkProbe(c: CheckInfo, target: ProbeTarget): Probe {
+function checkProbe(c: CheckInfo, target: ProbeTarget, runner: ProbeRunner | undefined): Probe {
   switch (c.type) {
     case 'HTTP': return (t) => probeNetwork({ kind: 'http', scheme: 'http', port: c.http!.port, path: c.http?.path ?? '/' }, t, target);
     case 'TCP': return (t) => probeNetwork({ kind: 'tcp', port: c.tcp!.port }, t, target);
-    default: return (t) => probeCommand(c.command!.command, t, target);
+    default: return commandProbe(c.command!.command, target, runner);
   }
 }
 
@@ -134,19 +135,24 @@ function checkProbe(c: CheckInfo, target: ProbeTarget): Probe {
  * Starts the task's health check and/or check (undefined when it has neither). The task must be
  * valid for `validateChecks`. `target` says where the probes run (see probe.ts).
  */
-export function startTaskChecks(task: CheckedTask, target: ProbeTarget, sink: CheckSink, opts: { clock: Clock; log?: Logger }): TaskChecks | undefined {
+export function startTaskChecks(task: CheckedTask, target: ProbeTarget, sink: CheckSink, opts: { clock: Clock; log?: Logger; runner?: ProbeRunner | null }): TaskChecks | undefined {
   if (!task.health_check && !task.check) return undefined;
+  // COMMAND probes go through the agent's berth-probe server when it is built (`runner: null`: spawn each).
+  const usesCommand = task.health_check?.type === 'COMMAND' || task.check?.type === 'COMMAND';
+  const runner = usesCommand ? (opts.runner === undefined ? sharedProbeRunner() : opts.runner) ?? undefined : undefined;
+  runner?.acquire();
+  let released = false;
   let healthy: boolean | undefined;
   let checkStatus = task.check ? emptyCheckStatus(task.check) : undefined;
   const tid = task.task_id.value;
-  const hc = task.health_check ? new HealthChecker(task.health_check, opts.clock, healthProbe(task.health_check, target), (e) => {
+  const hc = task.health_check ? new HealthChecker(task.health_check, opts.clock, healthProbe(task.health_check, target, runner), (e) => {
     healthy = e.healthy;
     opts.log?.[e.healthy ? 'info' : 'warn']({ task: tid, healthy: e.healthy, failures: e.consecutiveFailures, detail: e.message }, 'Health check result');
     const message = e.healthy ? `Health check passed: ${e.message}` : `Health check failed ${e.consecutiveFailures} time(s) in a row: ${e.message}`;
     sink.emit({ healthy: e.healthy, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED', message });
     if (e.killTask) sink.kill(`Task killed after failing its health check ${e.consecutiveFailures} times in a row: ${e.message}`);
   }) : undefined;
-  const ck = task.check ? new Checker(task.check, opts.clock, checkProbe(task.check, target), (s, message) => {
+  const ck = task.check ? new Checker(task.check, opts.clock, checkProbe(task.check, target, runner), (s, message) => {
     checkStatus = s;
     opts.log?.debug({ task: tid, check_status: s }, 'Check status changed');
     sink.emit({ check_status: s, reason: 'REASON_TASK_CHECK_STATUS_UPDATED', message: `Check status changed: ${message}` });
@@ -156,6 +162,9 @@ export function startTaskChecks(task: CheckedTask, target: ProbeTarget, sink: Ch
   return {
     get healthy() { return healthy; },
     get checkStatus() { return checkStatus; },
-    stop() { hc?.stop(); ck?.stop(); },
+    stop() {
+      hc?.stop(); ck?.stop();
+      if (!released) { released = true; runner?.release(); }
+    },
   };
 }

@@ -13,12 +13,14 @@
  */
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { CommandInfo } from '../../proto/types.js';
 import type { ResolvedUser } from '../containerizer/linux/users.js';
+import type { PreparedCommand, ProbeRunner } from './probe-runner.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -55,12 +57,23 @@ export function foreignNamespaces(pid: number | undefined): Namespace[] | undefi
   if (pid === undefined) return [];
   const out: Namespace[] = [];
   for (const ns of ['mnt', 'pid', 'net'] as const) {
-    let mine: string; let theirs: string;
-    try { mine = readlinkSync(`/proc/self/ns/${ns}`); } catch { continue; }
+    const mine = ownNamespaces()[ns];
+    if (mine === undefined) continue;
+    let theirs: string;
     try { theirs = readlinkSync(`/proc/${pid}/ns/${ns}`); } catch { return undefined; }
     if (mine !== theirs) out.push(ns);
   }
   return out;
+}
+
+let own: Partial<Record<Namespace, string>> | undefined;
+/** The agent's own namespaces: read once (a process never changes them here). */
+function ownNamespaces(): Partial<Record<Namespace, string>> {
+  if (!own) {
+    own = {};
+    for (const ns of ['mnt', 'pid', 'net'] as const) { try { own[ns] = readlinkSync(`/proc/self/ns/${ns}`); } catch { /* no such namespace type */ } }
+  }
+  return own;
 }
 
 const GONE: ProbeResult = { ok: false, message: "the task's process is gone" };
@@ -121,22 +134,68 @@ export function nsenterArgv(pid: number, nss: Namespace[], user: ResolvedUser | 
 
 const asRoot = (): boolean => process.getuid?.() === 0;
 
-export async function probeCommand(c: CommandInfo, timeoutMs: number, target: ProbeTarget): Promise<ProbeResult> {
+/** What a command probe runs: the argv (nsenter'ed into the task where needed), its environment and as whom. */
+interface CommandPlan { argv: string[]; env: Record<string, string>; opts: { cwd?: string; uid?: number; gid?: number } }
+
+function planCommand(c: CommandInfo, target: ProbeTarget, nss: Namespace[]): CommandPlan {
   const env = { ...target.env };
   for (const v of c.environment?.variables ?? []) env[v.name] = v.value ?? '';
   const argv = commandArgv(c);
-  const nss = foreignNamespaces(target.pid);
-  if (!nss) return GONE;
   // Switching users needs root; an agent that is not root runs its tasks (and their checks) as itself.
   const user = asRoot() && target.user && target.user.uid !== 0 ? target.user : undefined;
-  const r = nss.length > 0 && target.pid !== undefined
-    ? await runBounded(nsenterArgv(target.pid, nss, user, argv), env, {}, timeoutMs)
-    : await runBounded(argv, env, { cwd: target.cwd, uid: user?.uid, gid: user?.gid }, timeoutMs);
+  return nss.length > 0 && target.pid !== undefined
+    ? { argv: nsenterArgv(target.pid, nss, user, argv), env, opts: {} }
+    : { argv, env, opts: { cwd: target.cwd, uid: user?.uid, gid: user?.gid } };
+}
+
+function commandResult(r: { code: number | null; signal: string | null; timedOut: boolean; output: string; error?: string }, timeoutMs: number): ProbeResult {
   const tail = r.output ? `: ${r.output}` : '';
   if (r.timedOut) return { ok: false, message: `command timed out after ${timeoutMs / 1000} s` };
   if (r.error) return { ok: false, message: `command could not start: ${r.error}` };
   if (r.code === null) return { ok: false, message: `command terminated by ${r.signal ?? 'a signal'}${tail}` };
   return { ok: r.code === 0, exitCode: r.code, message: `command exited with status ${r.code}${r.code === 0 ? '' : tail}` };
+}
+
+const signalName = (n: number): string => Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
+
+/** Runs a planned command through the runner when it takes it, else spawned from this process. */
+async function runPlan(plan: CommandPlan, prepared: PreparedCommand | undefined, runner: ProbeRunner | undefined, timeoutMs: number): Promise<ProbeResult> {
+  const viaRunner = prepared && runner?.run(prepared, timeoutMs);
+  if (!viaRunner) return commandResult(await runBounded(plan.argv, plan.env, plan.opts, timeoutMs), timeoutMs);
+  const r = await viaRunner;
+  const output = r.output.trim();
+  switch (r.kind) {
+    case 'exit': return commandResult({ code: r.num, signal: null, timedOut: false, output }, timeoutMs);
+    case 'signal': return commandResult({ code: null, signal: signalName(r.num), timedOut: false, output }, timeoutMs);
+    case 'timeout': return commandResult({ code: null, signal: 'SIGKILL', timedOut: true, output }, timeoutMs);
+    default: return commandResult({ code: null, signal: null, timedOut: false, output, error: output || `errno ${r.num}` }, timeoutMs);
+  }
+}
+
+/** One COMMAND probe, spawned from this process (tests and one-off use; checks use `commandProbe`). */
+export async function probeCommand(c: CommandInfo, timeoutMs: number, target: ProbeTarget): Promise<ProbeResult> {
+  const nss = foreignNamespaces(target.pid);
+  if (!nss) return GONE;
+  return runPlan(planCommand(c, target, nss), undefined, undefined, timeoutMs);
+}
+
+/**
+ * The COMMAND probe of one task's check, run every interval: through `runner` (one record to
+ * berth-probe, no fork of this process) when given, else spawned. The task's namespaces are read
+ * on the first probe and the command planned and encoded once: a task keeps its namespaces for
+ * life, and the checks stop when it ends, so later probes do no /proc or encoding work.
+ */
+export function commandProbe(c: CommandInfo, target: ProbeTarget, runner?: ProbeRunner): (timeoutMs: number) => Promise<ProbeResult> {
+  let planned: { plan: CommandPlan; prepared: PreparedCommand | undefined } | undefined;
+  return async (timeoutMs) => {
+    if (!planned) {
+      const nss = foreignNamespaces(target.pid);
+      if (!nss) return GONE;
+      const plan = planCommand(c, target, nss);
+      planned = { plan, prepared: runner?.prepare(plan.argv, plan.env, plan.opts) };
+    }
+    return runPlan(planned.plan, planned.prepared, runner, timeoutMs);
+  };
 }
 
 /** Loopback of the task's address family (Mesos' `protocol`: IPv4 by default). */

@@ -17,7 +17,9 @@ import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../../proto/clock.js';
 import type { HealthCheck, TaskInfo } from '../../../proto/types.js';
 import { HealthChecker, Checker, type HealthEvent } from '../../../agent/checks/checker.js';
-import { probeCommand, probeNetwork, tcpConnect, httpGet, foreignNamespaces, type ProbeResult } from '../../../agent/checks/probe.js';
+import { commandProbe, probeCommand, probeNetwork, tcpConnect, httpGet, foreignNamespaces, type ProbeResult, type ProbeTarget } from '../../../agent/checks/probe.js';
+import { findProbeServer, ProbeRunner } from '../../../agent/checks/probe-runner.js';
+import type { CommandInfo } from '../../../proto/types.js';
 import { startTaskChecks, validateChecks, type CheckUpdate } from '../../../agent/checks/index.js';
 import { resolveUser } from '../../../agent/containerizer/linux/users.js';
 import { pidAlive } from '../harness.js';
@@ -228,24 +230,94 @@ const ipv6Name = 'HTTP and TCP probes of protocol IPv6 connect to ::1';
   } finally { srv.closeAllConnections(); await new Promise((r) => srv.close(r)); }
 });
 
-test('COMMAND probe: exit code reported, task environment and the check command environment passed', async () => {
-  const ok = await probeCommand({ value: 'test "$GREETING$EXTRA" = hi2', environment: { variables: [{ name: 'EXTRA', value: '2' }] } }, 5000, target);
-  assert.equal([ok.ok, ok.exitCode], [true, 0]);
-  const bad = await probeCommand({ value: 'echo broken >&2; exit 3' }, 5000, target);
-  assert.equal([bad.ok, bad.exitCode], [false, 3]);
-  assert.match(bad.message, /exited with status 3: broken/);
-  const argv = await probeCommand({ shell: false, value: '/bin/sh', arguments: ['sh', '-c', 'exit 0'] }, 5000, target);
-  assert.is(argv.ok, true);
-});
+// ---- COMMAND probes, spawned from this process and through the berth-probe server ----------
+
+type RunCommand = (c: CommandInfo, timeoutMs: number, t: ProbeTarget) => Promise<ProbeResult>;
+const probeServer = findProbeServer();
+/** Each COMMAND test runs on both paths: the same results whichever runs the probe. */
+const engines: { name: string; skip?: string; with: (fn: (run: RunCommand) => Promise<void>) => Promise<void> }[] = [
+  { name: 'spawned', with: (fn) => fn(probeCommand) },
+  {
+    name: 'berth-probe',
+    ...(probeServer ? {} : { skip: 'berth-probe is not built (no C compiler)' }),
+    with: async (fn) => {
+      const runner = new ProbeRunner(probeServer!);
+      runner.acquire();
+      try { await fn((c, t, tgt) => commandProbe(c, tgt, runner)(t)); } finally { runner.release(); }
+    },
+  },
+];
 
 const root = process.getuid?.() === 0;
 const nobodyUser = root ? await resolveUser('nobody') : undefined;
 const userSkip = !root ? 'needs root to switch users' : !nobodyUser ? 'no user nobody' : undefined;
-(userSkip ? test.skip : test)(userSkip ? `COMMAND probe runs as the task's user (SKIPPED: ${userSkip})` : 'COMMAND probe runs as the task\'s user', async () => {
-  const nobody = nobodyUser!;
-  const r = await probeCommand({ value: `test "$(id -u)" = ${nobody.uid}` }, 5000, { ...target, user: nobody });
-  assert.is(r.ok, true, r.message);
+
+for (const e of engines) {
+  const t = (name: string, fn: (run: RunCommand) => Promise<void>, skip = e.skip): void => {
+    const full = `COMMAND probe (${e.name}): ${name}`;
+    if (skip) test.skip(`${full} (SKIPPED: ${skip})`, () => undefined);
+    else test(full, () => e.with(fn));
+  };
+
+  t('exit code reported, task environment and the check command environment passed', async (probe) => {
+    const ok = await probe({ value: 'test "$GREETING$EXTRA" = hi2', environment: { variables: [{ name: 'EXTRA', value: '2' }] } }, 5000, target);
+    assert.equal([ok.ok, ok.exitCode], [true, 0]);
+    const bad = await probe({ value: 'echo broken >&2; exit 3' }, 5000, target);
+    assert.equal([bad.ok, bad.exitCode], [false, 3]);
+    assert.match(bad.message, /exited with status 3: broken/);
+    const argv = await probe({ shell: false, value: '/bin/sh', arguments: ['sh', '-c', 'exit 0'] }, 5000, target);
+    assert.is(argv.ok, true);
+    const missing = await probe({ shell: false, value: '/nonexistent/probe', arguments: ['probe'] }, 5000, target);
+    assert.is(missing.ok, false, missing.message);
+  });
+
+  t('runs in the sandbox and as the task\'s user', async (probe) => {
+    const nobody = nobodyUser!;
+    const r = await probe({ value: `test "$(id -u)" = ${nobody.uid} && test "$PWD" = ${target.cwd}` }, 5000, { ...target, user: nobody });
+    assert.is(r.ok, true, r.message);
+  }, e.skip ?? userSkip);
+
+  t('no process of a probe outlives it, whether it timed out or exited leaving a background child', async (probe) => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-probe-'));
+    try {
+      const ended = await probe({ value: `sleep 30 & echo $! > ${dir}/a` }, 5000, target);
+      assert.is(ended.ok, true, ended.message);
+      const timedOut = await probe({ value: `sleep 30 & echo $! > ${dir}/b; wait` }, 300, target);
+      assert.equal([timedOut.ok, timedOut.exitCode], [false, undefined]);
+      assert.match(timedOut.message, /timed out/);
+      const killed = await probe({ value: 'kill -9 $$' }, 5000, target);
+      assert.match(killed.message, /terminated by SIGKILL/);
+      for (const f of ['a', 'b']) {
+        const pid = Number(readFileSync(join(dir, f), 'utf8'));
+        await waitFor(() => !pidAlive(pid), `probe child ${pid} to be gone`, 2000);
+      }
+    } finally { rmSync(dir, { recursive: true, force: true }); }
+  });
+}
+
+(probeServer ? test : test.skip)(probeServer ? 'the berth-probe server runs only while a checked task needs it, and a probe it cannot answer fails instead of hanging' : 'berth-probe server lifetime (SKIPPED: berth-probe is not built)', async () => {
+  const runner = new ProbeRunner(probeServer!);
+  const probe = commandProbe({ value: 'sleep 30' }, target, runner);
+  // No task holds it: nothing runs through it (the caller spawns instead).
+  assert.is(runner.run(runner.prepare(['true'], {}, {})!, 1000), undefined);
+  runner.acquire();
+  const pending = probe(20_000);
+  await waitFor(() => serverPids().length === 1, 'the berth-probe server to start');
+  const [pid] = serverPids();
+  runner.release();
+  const r = await pending;
+  assert.equal([r.ok, r.message], [false, 'command could not start: the probe runner was closed']);
+  await waitFor(() => !pidAlive(pid!), 'the berth-probe server to exit with its last user', 5000);
 });
+
+/** berth-probe servers that are children of this process. */
+function serverPids(): number[] {
+  const out: number[] = [];
+  for (const t of readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+    try { if (readFileSync(`/proc/${t}/cmdline`, 'utf8').includes('berth-probe')) out.push(Number(t)); } catch { /* gone */ }
+  }
+  return out;
+}
 
 // ---- inside a task's own namespaces ---------------------------------------------------------
 
@@ -313,21 +385,6 @@ test('startTaskChecks: an HTTP health check that starts failing emits healthy, t
     [true, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED'], [false, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED'], [false, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED'],
   ]);
   assert.match(killed, /failing its health check 2 times in a row: HTTP 500/);
-});
-
-test('no process of a probe outlives it, whether it timed out or exited leaving a background child', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-probe-'));
-  try {
-    const ended = await probeCommand({ value: `sleep 30 & echo $! > ${dir}/a` }, 5000, target);
-    assert.is(ended.ok, true);
-    const timedOut = await probeCommand({ value: `sleep 30 & echo $! > ${dir}/b; wait` }, 300, target);
-    assert.equal([timedOut.ok, timedOut.exitCode], [false, undefined]);
-    assert.match(timedOut.message, /timed out/);
-    for (const f of ['a', 'b']) {
-      const pid = Number(readFileSync(join(dir, f), 'utf8'));
-      await waitFor(() => !pidAlive(pid), `probe child ${pid} to be gone`, 2000);
-    }
-  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test.run();

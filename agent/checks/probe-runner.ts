@@ -1,0 +1,152 @@
+/**
+ * Runs COMMAND probes through one long-lived `berth-probe` process per agent
+ * (berth-probe.c): a probe is one record written to its stdin and one line read
+ * back, and the fork+exec happens in that small C process instead of the
+ * agent's (a `child_process.spawn` from the agent costs 5–10 ms of its CPU per
+ * probe on this kind of VM; 500 tasks probed every few seconds were most of an
+ * agent's time).
+ *
+ * Invariants:
+ *  - The server runs only while some task has checks (`acquire`/`release`
+ *    count them): an agent or a test with no checked task leaves no process.
+ *  - Every `run` resolves exactly once: with the server's result line, or —
+ *    when the server dies or is closed — with a failure naming that, never by
+ *    hanging (the probe's own timeout is enforced by the server; a backstop
+ *    timer here covers a stalled server).
+ *  - Pending probes are bounded (MAX_PENDING; more run through the caller's fallback).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** What the server reported for one probe. */
+export interface RunnerResult {
+  kind: 'exit' | 'signal' | 'timeout' | 'error';
+  /** Exit code, signal number, or errno. */
+  num: number;
+  output: string;
+}
+
+const BUILT = fileURLToPath(new URL('./berth-probe', import.meta.url));
+/** The server's own per-record limits (berth-probe.c). */
+const MAX_FIELDS = 4000;
+const MAX_PENDING = 4000;
+/** Beyond a probe's own timeout, how long a silent server is given before the probe fails. */
+const BACKSTOP_MS = 10_000;
+
+/** The berth-probe binary ($BERTH_PROBE, then the build output), or undefined when not built. */
+export function findProbeServer(): string | undefined {
+  for (const p of [process.env['BERTH_PROBE'], BUILT]) if (p && existsSync(p)) return p;
+  return undefined;
+}
+
+interface Pending { resolve: (r: RunnerResult) => void; timer: NodeJS.Timeout }
+
+/** A prepared command: everything of its record but the tag and the timeout, encoded once. */
+export interface PreparedCommand { readonly body: Buffer }
+
+export class ProbeRunner {
+  private child: ChildProcess | undefined;
+  private seq = 0;
+  private users = 0;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(readonly path: string) {}
+
+  /** One more task with checks; the server starts with the first. */
+  acquire(): void { this.users++; }
+
+  /** One task fewer; the server is closed with the last (probes in flight fail). */
+  release(): void {
+    this.users = Math.max(0, this.users - 1);
+    if (this.users === 0) this.close();
+  }
+
+  /**
+   * Encodes a command for `run`; undefined when it cannot go through the server (too many
+   * fields), so the caller spawns it itself.
+   */
+  prepare(argv: string[], env: Record<string, string>, opts: { cwd?: string; uid?: number; gid?: number }): PreparedCommand | undefined {
+    const envs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    if (envs.length + argv.length + 6 > MAX_FIELDS) return undefined;
+    const fields = [String(opts.uid ?? -1), String(opts.gid ?? -1), opts.cwd ?? '', String(envs.length), ...envs, ...argv];
+    if (fields.some((f) => f.includes('\0'))) return undefined;
+    return { body: Buffer.from(fields.map((f) => `${f}\0`).join('')) };
+  }
+
+  /** Runs a prepared command within `timeoutMs`; undefined when the server cannot take it now. */
+  run(cmd: PreparedCommand, timeoutMs: number): Promise<RunnerResult> | undefined {
+    if (this.users === 0 || this.pending.size >= MAX_PENDING) return undefined;
+    const child = this.child ?? this.startServer();
+    if (!child?.stdin?.writable) return undefined;
+    const tag = String(++this.seq);
+    const head = Buffer.from(`${tag}\0${Math.max(1, Math.round(timeoutMs))}\0`);
+    const len = head.length + cmd.body.length;
+    return new Promise<RunnerResult>((resolve) => {
+      const timer = setTimeout(() => this.settle(tag, { kind: 'error', num: 0, output: 'the probe runner did not answer' }), timeoutMs + BACKSTOP_MS);
+      timer.unref();
+      this.pending.set(tag, { resolve, timer });
+      if (this.pending.size === 1) this.hold(child, true);
+      child.stdin!.write(Buffer.concat([Buffer.from(`${len}\n`), head, cmd.body]));
+    });
+  }
+
+  private settle(tag: string, r: RunnerResult): void {
+    const p = this.pending.get(tag);
+    if (!p) return;
+    this.pending.delete(tag);
+    clearTimeout(p.timer);
+    if (this.pending.size === 0 && this.child) this.hold(this.child, false);
+    p.resolve(r);
+  }
+
+  /** The server keeps this process alive only while a probe waits on it (an idle one never does). */
+  private hold(child: ChildProcess, on: boolean): void {
+    for (const h of [child, child.stdin, child.stdout] as unknown as ({ ref?: () => void; unref?: () => void } | null)[]) {
+      if (on) h?.ref?.(); else h?.unref?.();
+    }
+  }
+
+  private startServer(): ChildProcess | undefined {
+    const child = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = child;
+    this.hold(child, false);
+    child.stdin!.on('error', () => undefined);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const a = line.indexOf(' ');
+      const b = line.indexOf(' ', a + 1);
+      const c = line.indexOf(' ', b + 1);
+      if (a < 0 || b < 0) return;
+      const kind = line.slice(a + 1, b) as RunnerResult['kind'];
+      const num = Number(line.slice(b + 1, c < 0 ? undefined : c));
+      const output = c < 0 ? '' : line.slice(c + 1).replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+      this.settle(line.slice(0, a), { kind, num, output });
+    });
+    const gone = (why: string): void => {
+      if (this.child === child) this.child = undefined;
+      for (const tag of [...this.pending.keys()]) this.settle(tag, { kind: 'error', num: 0, output: why });
+    };
+    child.once('error', (e) => gone(`the probe runner failed: ${e.message}`));
+    child.once('exit', (code, sig) => gone(`the probe runner exited (${sig ?? code})`));
+    return child;
+  }
+
+  /** Ends the server (it kills the probes still running); pending probes fail. */
+  close(): void {
+    const c = this.child;
+    this.child = undefined;
+    for (const tag of [...this.pending.keys()]) this.settle(tag, { kind: 'error', num: 0, output: 'the probe runner was closed' });
+    c?.stdin?.end();
+  }
+}
+
+let shared: ProbeRunner | null | undefined;
+/** The agent process's runner, or null when berth-probe is not built (probes then spawn). */
+export function sharedProbeRunner(): ProbeRunner | null {
+  if (shared === undefined) {
+    const p = findProbeServer();
+    shared = p ? new ProbeRunner(p) : null;
+  }
+  return shared;
+}
