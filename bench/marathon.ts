@@ -13,14 +13,25 @@
  *    `deployment_success` (every instance replaced, Marathon's default
  *    upgradeStrategy). Baseline: `marathon.deploy.N` of the same run; target ≤ 2×.
  *
- * Options: --sizes=100,500 --reps=1 --agents=2 --containerizer=posix|linux|auto.
+ * The health check is a COMMAND check of `true` with Marathon's defaults (timeout 20 s, grace
+ * 300 s, 3 failures) except `delaySeconds 0` (the default 15 s would be all the figure measured)
+ * and `--interval` seconds between probes (default 5; Marathon's is 60).
+ * Params carry the timeline (first RUNNING, all RUNNING, all healthy) to show where time goes.
+ *
+ * Options: --sizes=100,500 --reps=1 --agents=2 --containerizer=posix|linux|auto --interval=5
+ * --profile=DIR (CPU profiles of berth up and each agent, see bench/cpu-profile.ts; summarise
+ * one with `node dist/bench/cpu-profile.js DIR/agent-PID.cpuprofile`).
+ *
+ * Interrupted (SIGINT/SIGTERM) or failing, the bench stops `berth up` gracefully and waits for
+ * it (its agents kill their tasks), then kills what is left of its process group.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, isTerminal, OfferPool, task } from '../frameworks/sdk/index.js';
+import { MarathonEventStream } from '../frameworks/marathon/event-stream.js';
 import { emit, median, progress } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,15 +43,23 @@ function opt(args: string[], name: string, def: string): string {
 }
 
 /** `berth up --port 0` as a child; resolves with the master and Marathon URLs it prints. */
-async function up(dir: string, agents: number, containerizer: string): Promise<{ child: ChildProcess; master: string; marathon: string }> {
+async function up(dir: string, agents: number, containerizer: string, profileDir?: string): Promise<{ child: ChildProcess; master: string; marathon: string }> {
+  // Profiling through NODE_OPTIONS, so berth up's agents (its children) are profiled too.
+  const profile = profileDir ? {
+    NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${path.join(here, 'cpu-profile.js')}`.trim(),
+    BERTH_CPU_PROFILE_DIR: path.resolve(profileDir),
+  } : {};
+  // Its own process group: a Ctrl-C reaches only the bench, which then stops berth up in order
+  // (berth up stops its agents, which kill their tasks) instead of everything dying at once.
   const child = spawn(process.execPath, [cli, 'up', '--port', '0', '--agents', String(agents), '--work-dir', dir, '--containerizer', containerizer], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'warn', ...profile }, detached: true,
   });
   let err = '';
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`berth up did not start:\n${err}`)), 60_000);
     child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
+      // Kept reading (and bounded) for berth up's whole life: a closed pipe would fail its writes.
+      err = (err + d.toString()).slice(-20_000);
       const m = /berth is up: master (\S+)/.exec(err);
       const k = /marathon: (\S+)/.exec(err);
       if (m && k) { clearTimeout(t); resolve({ child, master: m[1]!, marathon: k[1]! }); }
@@ -54,33 +73,6 @@ async function json(url: string, method = 'GET', body?: unknown): Promise<any> {
   const text = await r.text();
   if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
-}
-
-/** Minimal SSE reader: calls `on(type, data)` per event until `close()`. */
-function events(url: string, on: (type: string, data: any) => void): { ready: Promise<void>; close: () => void } {
-  const ctrl = new AbortController();
-  const ready = fetch(url, { signal: ctrl.signal }).then((res) => {
-    void (async () => {
-      const reader = res.body!.getReader();
-      const dec = new TextDecoder();
-      let buf = '';
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buf += dec.decode(value, { stream: true });
-          let i: number;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            const frame = buf.slice(0, i); buf = buf.slice(i + 2);
-            const type = /^event: (.*)$/m.exec(frame)?.[1];
-            const data = /^data: (.*)$/m.exec(frame)?.[1];
-            if (type && data) on(type, JSON.parse(data));
-          }
-        }
-      } catch { /* aborted */ }
-    })();
-  });
-  return { ready, close: () => ctrl.abort() };
 }
 
 async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -125,67 +117,112 @@ async function rawLaunch(master: string, n: number): Promise<number> {
   return ms;
 }
 
+/** Stops `berth up` and waits for it (its agents take their tasks down); SIGKILLs its group as a last resort. */
+async function stopUp(child: ChildProcess, graceMs = 60_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs).unref())]);
+  // Whatever of its group is left (an agent that hung): gone. Tasks lead their own sessions and
+  // were killed by their agents' --cleanup-on-exit above.
+  try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* group already gone */ }
+}
+
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]!) : NaN;
+};
+
 export async function run(args: string[]): Promise<void> {
   const sizes = opt(args, 'sizes', '100,500').split(',').map(Number);
   const reps = Number(opt(args, 'reps', '1'));
   const agents = Number(opt(args, 'agents', '2'));
+  const interval = Number(opt(args, 'interval', '5'));
   const containerizer = opt(args, 'containerizer', 'posix');
+  const profileDir = opt(args, 'profile', '') || undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
   const withChecks = existsSync(path.join(here, '../agent/checks')) || existsSync(path.join(here, '../agent/checks.js'));
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-marathon-'));
-  progress(`berth up (${agents} agents, ${containerizer}); health checks on agents: ${withChecks ? 'yes' : 'no (not merged yet)'}`);
-  const c = await up(dir, agents, containerizer);
-  // However this process ends, berth up is told to stop (it stops its agents and their tasks).
-  const stopUp = (): void => { if (c.child.exitCode === null) c.child.kill('SIGTERM'); };
-  process.once('exit', stopUp);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { stopUp(); process.exit(130); });
+  progress(`berth up (${agents} agents, ${containerizer}); health checks on agents: ${withChecks ? `yes, COMMAND every ${interval} s` : 'no (not merged yet)'}`);
+  let c: Awaited<ReturnType<typeof up>> | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => (cleaning ??= (async () => {
+    if (c) await stopUp(c.child);
+    rmSync(dir, { recursive: true, force: true });
+  })());
+  // Interrupted: clean up first, then exit (exiting at once would leave berth up writing into a
+  // closed pipe mid-shutdown, and its agents and their tasks running).
+  const onSignal = (sig: NodeJS.Signals): void => {
+    progress(`${sig}: stopping berth up and its agents…`);
+    void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // Last resort if the bench dies some other way: at least signal berth up's group.
+  const onExit = (): void => { if (c && c.child.exitCode === null) { try { process.kill(-c.child.pid!, 'SIGTERM'); } catch { /* gone */ } } };
+  process.once('exit', onExit);
   let seq = 0;
   try {
+    c = await up(dir, agents, containerizer, profileDir);
+    const { master, marathon } = c;
     // Warm-up: one small app through both paths.
-    await rawLaunch(c.master, 10);
+    await rawLaunch(master, 10);
     for (const n of sizes) {
       const deploys: number[] = []; const restarts: number[] = []; const raws: number[] = [];
+      let timeline: Record<string, number> = {};
       for (let r = 0; r < reps; r++) {
         progress(`N=${n} rep ${r + 1}: raw SDK launch`);
-        raws.push(await rawLaunch(c.master, n));
+        raws.push(await rawLaunch(master, n));
         progress(`  raw: ${Math.round(raws[raws.length - 1]!)} ms`);
         const id = `/bench/app${seq++}`;
         const running = new Set<string>(); const healthy = new Set<string>();
         const succeeded = new Set<string>();
-        const ev = events(`${c.marathon}/v2/events?event_type=status_update_event&event_type=health_status_changed_event&event_type=deployment_success`, (type, d) => {
-          if (type === 'status_update_event' && d.appId === id) { if (d.taskStatus === 'TASK_RUNNING') running.add(d.taskId); else running.delete(d.taskId); }
-          if (type === 'health_status_changed_event' && d.appId === id) { if (d.alive) healthy.add(d.taskId); else healthy.delete(d.taskId); }
+        const runAt: number[] = []; const healthyAt: number[] = [];
+        let t0 = 0;
+        const ev = new MarathonEventStream(marathon, ['status_update_event', 'health_status_changed_event', 'deployment_success'], 100).on((type, d) => {
+          if (type === 'status_update_event' && d.appId === id) {
+            if (d.taskStatus === 'TASK_RUNNING') { if (!running.has(d.taskId)) runAt.push(performance.now() - t0); running.add(d.taskId); } else running.delete(d.taskId);
+          }
+          if (type === 'health_status_changed_event' && d.appId === id) {
+            if (d.alive) { if (!healthy.has(d.taskId)) healthyAt.push(performance.now() - t0); healthy.add(d.taskId); } else healthy.delete(d.taskId);
+          }
           if (type === 'deployment_success') succeeded.add(d.id);
         });
-        await ev.ready;
-        progress(`N=${n} rep ${r + 1}: marathon deploy`);
-        const t0 = performance.now();
-        await json(`${c.marathon}/v2/apps`, 'POST', {
-          id, cmd: 'sleep 600', cpus: 0.001, mem: 32, instances: n, portDefinitions: [],
-          ...(withChecks ? { healthChecks: [{ protocol: 'COMMAND', command: { value: 'true' }, gracePeriodSeconds: 10, intervalSeconds: 1, delaySeconds: 0, timeoutSeconds: 5 }] } : {}),
-        });
-        const tick = setInterval(() => progress(`  ${running.size}/${n} running`), 5000);
-        await waitFor(() => running.size >= n && (!withChecks || healthy.size >= n), 300_000, `${n} running`).finally(() => clearInterval(tick));
-        deploys.push(performance.now() - t0);
-        progress(`  marathon: ${Math.round(deploys[deploys.length - 1]!)} ms`);
-        await waitFor(async () => (await json(`${c.marathon}/v2/deployments`)).length === 0, 60_000, 'deployment done');
-        progress(`N=${n} rep ${r + 1}: rolling restart`);
-        const t1 = performance.now();
-        const rs = await json(`${c.marathon}/v2/apps${id}/restart`, 'POST');
-        await waitFor(() => succeeded.has(rs.deploymentId), 600_000, 'restart done');
-        restarts.push(performance.now() - t1);
-        ev.close();
-        await json(`${c.marathon}/v2/apps${id}?force=true`, 'DELETE');
-        await waitFor(async () => (await tasksRunning(c.master)) === 0, 120_000, 'app gone');
+        try {
+          await ev.ready;
+          progress(`N=${n} rep ${r + 1}: marathon deploy`);
+          t0 = performance.now();
+          await json(`${marathon}/v2/apps`, 'POST', {
+            id, cmd: 'sleep 600', cpus: 0.001, mem: 32, instances: n, portDefinitions: [],
+            ...(withChecks ? { healthChecks: [{ protocol: 'COMMAND', command: { value: 'true' }, delaySeconds: 0, intervalSeconds: interval, timeoutSeconds: 20, gracePeriodSeconds: 300, maxConsecutiveFailures: 3 }] } : {}),
+          });
+          const tick = setInterval(() => progress(`  ${running.size}/${n} running, ${healthy.size} healthy`), 5000);
+          await waitFor(() => running.size >= n && (!withChecks || healthy.size >= n), 300_000, `${n} running`).finally(() => clearInterval(tick));
+          deploys.push(performance.now() - t0);
+          timeline = { firstRunningMs: quantile(runAt, 0), halfRunningMs: quantile(runAt, 0.5), allRunningMs: quantile(runAt, 1), allHealthyMs: quantile(healthyAt, 1) };
+          progress(`  marathon: ${Math.round(deploys[deploys.length - 1]!)} ms ${JSON.stringify(timeline)}`);
+          await waitFor(async () => (await json(`${marathon}/v2/deployments`)).length === 0, 60_000, 'deployment done');
+          progress(`N=${n} rep ${r + 1}: rolling restart`);
+          const t1 = performance.now();
+          const rs = await json(`${marathon}/v2/apps${id}/restart`, 'POST');
+          const tick2 = setInterval(() => progress(`  restart: ${running.size} running, ${healthy.size} healthy`), 5000);
+          await waitFor(() => succeeded.has(rs.deploymentId), 600_000, 'restart done').finally(() => clearInterval(tick2));
+          restarts.push(performance.now() - t1);
+          progress(`  restart: ${Math.round(restarts[restarts.length - 1]!)} ms`);
+        } finally {
+          ev.close();
+        }
+        await json(`${marathon}/v2/apps${id}?force=true`, 'DELETE');
+        await waitFor(async () => (await tasksRunning(master)) === 0, 120_000, 'app gone');
       }
       const d = median(deploys); const raw = median(raws); const rs = median(restarts);
-      emit({ name: `marathon.deploy.${n}`, value: Math.round(d), unit: 'ms', baseline: Math.round(raw), params: { instances: n, agents, containerizer, healthChecks: withChecks, reps, min: Math.round(Math.min(...deploys)), max: Math.round(Math.max(...deploys)), baseline: 'raw SDK launch, same cluster, same run', target: n === 500 ? '≤ 3000 ms' : undefined } });
+      emit({ name: `marathon.deploy.${n}`, value: Math.round(d), unit: 'ms', baseline: Math.round(raw), params: { instances: n, agents, containerizer, healthChecks: withChecks ? `COMMAND true, delay 0, interval ${interval} s` : false, reps, min: Math.round(Math.min(...deploys)), max: Math.round(Math.max(...deploys)), ...timeline, baseline: 'raw SDK launch, same cluster, same run', target: n === 500 ? '≤ 3000 ms' : undefined } });
       emit({ name: `marathon.restart.${n}`, value: Math.round(rs), unit: 'ms', baseline: Math.round(d), params: { instances: n, agents, reps, min: Math.round(Math.min(...restarts)), max: Math.round(Math.max(...restarts)), baseline: 'marathon.deploy of the same run', target: '≤ 2× baseline', upgradeStrategy: 'minimumHealthCapacity 1, maximumOverCapacity 1' } });
     }
   } finally {
-    const exited = new Promise((r) => c.child.once('exit', r));
-    c.child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
-    if (c.child.exitCode === null) c.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
   }
 }

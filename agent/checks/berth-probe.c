@@ -53,6 +53,8 @@
 #define MAX_FIELDS 4096
 #define OUTPUT_TAIL 512
 #define TAG_MAX 64
+/* Records started per turn of the loop before exits are reaped again. */
+#define RECORDS_PER_TURN 8
 
 struct probe {
   pid_t pid;          /* 0: slot free */
@@ -241,7 +243,7 @@ int main(void) {
   static char *fields[MAX_FIELDS];
   static struct pollfd pfd[MAX_PROBES + 2];
   static struct probe *pidx[MAX_PROBES + 2];
-  int eof = 0;
+  int eof = 0, backlog = 0;
   while (!eof) {
     int n = 0;
     pfd[n].fd = 0; pfd[n].events = POLLIN; pidx[n++] = NULL;
@@ -254,8 +256,8 @@ int main(void) {
       else { pfd[n].fd = -1; pidx[n++] = pr; }
       if (!pr->reported && (next < 0 || pr->deadline < next)) next = pr->deadline;
     }
-    int wait_ms = -1;
-    if (next >= 0) { long long d = next - now_ms(); wait_ms = d < 0 ? 0 : (int)(d > 60000 ? 60000 : d); }
+    int wait_ms = backlog ? 0 : -1;
+    if (!backlog && next >= 0) { long long d = next - now_ms(); wait_ms = d < 0 ? 0 : (int)(d > 60000 ? 60000 : d); }
     int r = poll(pfd, (nfds_t)n, wait_ms);
     if (r < 0 && errno != EINTR) { perror("berth-probe: poll"); break; }
     if (r > 0) {
@@ -265,29 +267,32 @@ int main(void) {
         while (read(sfd, &si, sizeof si) > 0) { /* coalesced: reap them all */ }
         reap();
       }
-      if (pfd[0].revents) {
+      if (pfd[0].revents && have < sizeof in) {
         ssize_t got = read(0, in + have, sizeof in - have);
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) { eof = 1; break; }
         have += (size_t)got;
-        /* Every complete record in the buffer. */
-        for (;;) {
-          char *nl = memchr(in, '\n', have < 24 ? have : 24);
-          if (!nl) {
-            if (have >= 24) { report("-", "error", EINVAL, "bad record header", 17); eof = 1; }
-            break;
-          }
-          long len = strtol(in, NULL, 10);
-          if (len <= 0 || len > MAX_RECORD) { report("-", "error", EINVAL, "bad record length", 17); eof = 1; break; }
-          size_t head = (size_t)(nl - in) + 1;
-          if (have < head + (size_t)len) break;
-          if (in[head + (size_t)len - 1] != '\0') { report("-", "error", EINVAL, "record does not end with NUL", 28); eof = 1; break; }
-          int nf = split(in + head, (size_t)len, fields);
-          if (nf > 0) start(fields, nf);
-          memmove(in, in + head + (size_t)len, have - head - (size_t)len);
-          have -= head + (size_t)len;
-        }
       }
+    }
+    /* A few records per turn, then back to poll: exits are reaped and reported between forks, so a
+     * burst of records neither delays every result to the end of the burst nor runs past deadlines. */
+    backlog = 0;
+    for (int started = 0; !eof; started++) {
+      if (started == RECORDS_PER_TURN) { backlog = 1; break; }
+      char *nl = memchr(in, '\n', have < 24 ? have : 24);
+      if (!nl) {
+        if (have >= 24) { report("-", "error", EINVAL, "bad record header", 17); eof = 1; }
+        break;
+      }
+      long len = strtol(in, NULL, 10);
+      if (len <= 0 || len > MAX_RECORD) { report("-", "error", EINVAL, "bad record length", 17); eof = 1; break; }
+      size_t head = (size_t)(nl - in) + 1;
+      if (have < head + (size_t)len) break;
+      if (in[head + (size_t)len - 1] != '\0') { report("-", "error", EINVAL, "record does not end with NUL", 28); eof = 1; break; }
+      int nf = split(in + head, (size_t)len, fields);
+      if (nf > 0) start(fields, nf);
+      memmove(in, in + head + (size_t)len, have - head - (size_t)len);
+      have -= head + (size_t)len;
     }
     long long t = now_ms();
     for (int i = 0; i < MAX_PROBES; i++) {

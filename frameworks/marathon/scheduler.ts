@@ -506,7 +506,10 @@ export class Scheduler {
       this.byTask.delete(id);
       this.clearTimer(`inactive:${id}`); this.clearTimer(`expunge:${id}`);
       rt?.instances.delete(id);
-      await this.opts.store.delete(instanceKey(id)).catch(() => undefined);
+      // Not awaited: the update is acknowledged without waiting for the disk, so the SDK's event
+      // loop moves on and the deletes of a burst of terminal updates share one store write. A
+      // record that outlives a crash is settled by reconciliation at the next start.
+      void this.opts.store.delete(instanceKey(id)).catch(() => undefined);
       if (rt && !inst.killing && FAILED.has(st.state) && st.reason !== 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED') {
         this.backoff(rt, inst, st);
       }
@@ -587,12 +590,14 @@ export class Scheduler {
     if (opts.rollbackOf) d.rollbackOf = opts.rollbackOf;
     // Durable first, then applied in memory in one synchronous stretch: no update handled in
     // between may see the deployment without its apps (it would judge their steps done).
-    await this.opts.store.put(deploymentKey(d.id), d);
-    for (const b of Object.values(target)) {
-      if (!b) continue;
-      await this.opts.store.put(appKey(b.id), b);
-      await this.saveVersion(b);
-    }
+    // One durable batch (the store group-commits writes issued together): the deployment, each
+    // app and its version. Old versions are pruned after, off the request's path.
+    const apps = Object.values(target).filter((b): b is AppDefinition => !!b);
+    await Promise.all([
+      this.opts.store.put(deploymentKey(d.id), d),
+      ...apps.flatMap((b) => [this.opts.store.put(appKey(b.id), b), this.opts.store.put(versionKey(b.id, b.version), b)]),
+    ]);
+    for (const b of apps) void this.pruneVersions(b.id).catch((e: Error) => this.opts.log.warn({ app: b.id, err: e.message }, 'pruning old versions failed'));
     this.deployments.set(d.id, d);
     // Definitions apply at once (GET shows the target, as Marathon); removals when their step runs.
     for (const [id, b] of Object.entries(target)) {
@@ -611,10 +616,9 @@ export class Scheduler {
     return d;
   }
 
-  private async saveVersion(app: AppDefinition): Promise<void> {
-    await this.opts.store.put(versionKey(app.id, app.version), app);
-    const versions = await this.opts.store.list<AppDefinition>(versionPrefix(app.id));
-    for (const v of versions.slice(0, Math.max(0, versions.length - MAX_VERSIONS))) await this.opts.store.delete(v.key);
+  private async pruneVersions(appId: string): Promise<void> {
+    const versions = await this.opts.store.list<AppDefinition>(versionPrefix(appId));
+    await Promise.all(versions.slice(0, Math.max(0, versions.length - MAX_VERSIONS)).map((v) => this.opts.store.delete(v.key)));
   }
 
   async versions(appId: string): Promise<AppDefinition[]> {
@@ -754,7 +758,7 @@ export class Scheduler {
     this.apps.delete(id);
     for (const i of rt.instances.values()) this.byTask.delete(i.taskId);
     await this.opts.store.delete(appKey(id));
-    for (const v of await this.opts.store.list(versionPrefix(id))) await this.opts.store.delete(v.key);
+    await Promise.all((await this.opts.store.list(versionPrefix(id))).map((v) => this.opts.store.delete(v.key)));
     this.events.publish('app_terminated_event', { appId: id });
   }
 

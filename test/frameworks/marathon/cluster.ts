@@ -104,38 +104,5 @@ export async function api(base: string, method: string, p: string, body?: unknow
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-/** An SSE reader: collects events (type + data) from /v2/events until closed. */
-export class EventStream {
-  readonly events: { type: string; data: any }[] = [];
-  private readonly ctrl = new AbortController();
-  private listeners: (() => void)[] = [];
-  ready: Promise<void>;
-
-  constructor(base: string, types: string[] = []) {
-    const q = types.map((t) => `event_type=${t}`).join('&');
-    this.ready = new Promise((resolve, reject) => {
-      void fetch(`${base}/v2/events${q ? `?${q}` : ''}`, { signal: this.ctrl.signal, headers: { Accept: 'text/event-stream' } }).then(async (res) => {
-        resolve();
-        const reader = res.body!.getReader();
-        const dec = new TextDecoder();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += dec.decode(value, { stream: true });
-          let i: number;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            const frame = buf.slice(0, i); buf = buf.slice(i + 2);
-            const type = /^event: (.*)$/m.exec(frame)?.[1];
-            const data = /^data: (.*)$/m.exec(frame)?.[1];
-            if (type && data) { this.events.push({ type, data: JSON.parse(data) }); for (const l of this.listeners) l(); }
-          }
-        }
-      }).catch((e: Error) => { if (e.name !== 'AbortError') reject(e); });
-    });
-  }
-
-  onEvent(fn: () => void): void { this.listeners.push(fn); }
-  of(type: string): any[] { return this.events.filter((e) => e.type === type).map((e) => e.data); }
-  close(): void { this.ctrl.abort(); }
-}
+/** The SSE reader of /v2/events (the one the bench uses too). */
+export { MarathonEventStream as EventStream } from '../../../frameworks/marathon/event-stream.js';

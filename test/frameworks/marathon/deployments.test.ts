@@ -43,15 +43,12 @@ t('a rolling upgrade of 4 instances with minimumHealthCapacity 0.5 never has few
   const state = new Map<string, string>([...v1].map((id) => [id, 'TASK_RUNNING']));
   const rt = c.marathon!.scheduler.apps.get('/rolling')!;
   let minRunning = Infinity; let maxHeld = 0; let updates = 0;
-  const from = ev.events.length;
-  ev.onEvent(() => {
-    for (const e of ev.events.slice(from + updates)) {
-      updates++;
-      if (e.type !== 'status_update_event' || e.data.appId !== '/rolling') continue;
-      state.set(e.data.taskId, e.data.taskStatus);
-      minRunning = Math.min(minRunning, [...state.values()].filter((s) => s === 'TASK_RUNNING').length);
-      maxHeld = Math.max(maxHeld, [...rt.instances.values()].length);
-    }
+  ev.on((type, data) => {
+    if (type !== 'status_update_event' || data.appId !== '/rolling') return;
+    updates++;
+    state.set(data.taskId, data.taskStatus);
+    minRunning = Math.min(minRunning, [...state.values()].filter((s) => s === 'TASK_RUNNING').length);
+    maxHeld = Math.max(maxHeld, [...rt.instances.values()].length);
   });
   const up = await api(c.url, 'PUT', '/v2/apps/rolling', { cmd: 'sleep 601' });
   assert.is(up.status, 200);
