@@ -71,10 +71,12 @@
  *   depend on the server or the agent).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <time.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -174,6 +176,8 @@ static void child_fail(int err_fd, const char *what) {
 static void run_plain(const struct opts *o, int err_fd, int out_fd, int errf_fd, int sandbox_fd) {
   /* Our own fd table (vfork shares memory, not files): the report channel is not the task's. */
   if (status_fd > 2) close(status_fd);
+  /* Its own process group: the supervisor kills what is left of it when the task ends. */
+  if (setpgid(0, 0) < 0) child_fail(err_fd, "setpgid");
   if (fchdir(sandbox_fd) < 0) child_fail(err_fd, "chdir sandbox");
   int dn = open("/dev/null", O_RDONLY);
   if (dn < 0 || dup2(dn, 0) < 0) child_fail(err_fd, "stdin /dev/null");
@@ -343,14 +347,16 @@ static unsigned long long self_starttime(void) {
 
 /* `shell_status`: the task is a shell, which reports a child's death by signal N as exit status
  * 128+N; read 129..159 as that signal (the posix containerizer's rule for shell commands). */
-static void write_exit(const char *run, int status, int shell_status) {
-  char tmp[4096], dst[4096], body[128];
+static void write_exit(const char *run, int status, int shell_status, int clean) {
+  char tmp[4096], dst[4096], body[160];
   int n;
+  /* "clean": the supervisor saw every process of the task's tree gone (see sweep_tree). */
+  const char *tail = clean ? ",\"clean\":true}\n" : "}\n";
   if (shell_status && WIFEXITED(status) && WEXITSTATUS(status) > 128 && WEXITSTATUS(status) < 160)
-    n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WEXITSTATUS(status) - 128));
-  else if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null}\n", WEXITSTATUS(status));
-  else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WTERMSIG(status)));
-  else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null}\n");
+    n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"%s", signame(WEXITSTATUS(status) - 128), tail);
+  else if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null%s", WEXITSTATUS(status), tail);
+  else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"%s", signame(WTERMSIG(status)), tail);
+  else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null%s", tail);
   snprintf(tmp, sizeof tmp, "%s.exit.tmp", run);
   snprintf(dst, sizeof dst, "%s.exit", run);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -371,6 +377,58 @@ static int mkdir_p(char *path) {
   *slash = '/';
   if (r < 0) return -1;
   return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* SIGKILLs every live child of ours (descendants of the task re-parented to us): the rare case
+ * of processes that left the task's process group (setsid, setpgid). Only then is /proc read. */
+static void kill_children(void) {
+  DIR *d = opendir("/proc");
+  if (!d) return;
+  pid_t self = getpid();
+  struct dirent *e;
+  char path[300], buf[512];
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    /* Field 4 (ppid) follows "pid (comm) state "; comm may hold spaces: parse from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] == 0 || p[2] == 0) continue;
+    char *q = strchr(p + 3, ' ');
+    if (!q) continue;
+    if ((pid_t)strtol(q + 1, NULL, 10) == self) kill((pid_t)atoi(e->d_name), SIGKILL);
+  }
+  closedir(d);
+}
+
+/* Plain containers: the supervisor is a child subreaper, so every descendant of the task that
+ * outlives its parent is re-parented to us, and the task leads its own process group, which was
+ * SIGKILLed when the task ended. Reaps what is left, killing children that left the group; returns
+ * 1 once we have no child at all: then no process of the task's tree is alive anywhere (a live
+ * descendant always has a live ancestor chain up to us), and the agent need not scan /proc for
+ * leftovers. Returns 0 if some child survives ~50 ms of that (unkillable, e.g. in D state): the
+ * agent then sweeps the session as it does for other engines. */
+static int sweep_tree(void) {
+  for (int round = 0; round < 50; round++) {
+    for (;;) {
+      int st;
+      pid_t r = waitpid(-1, &st, WNOHANG);
+      if (r > 0) continue;
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == ECHILD) return 1;
+      break;
+    }
+    /* Group members die within a few ms of the group kill; what lives on after that left the group. */
+    if (round >= 3) kill_children();
+    struct timespec ts = { 0, 1000000 };
+    nanosleep(&ts, NULL);
+  }
+  return 0;
 }
 
 /* The supervisor: parses the options, starts the task, reports, waits, records the exit.
@@ -496,6 +554,7 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
    * Otherwise: clone with a NULL stack behaves like fork (copy-on-write
    * stack) but lets us create all namespaces at once, the user namespace
    * first, so it owns the others. */
+  if (o.plain && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) fail("become subreaper: %s", strerror(errno));
   pid_t child = o.plain ? vfork() : (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
   if (child < 0) fail("clone: %s", strerror(errno));
   if (child == 0 && o.plain) run_plain(&o, err_p[1], out_fd, errf_fd, sandbox_fd);
@@ -567,13 +626,21 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
   int devnull = open("/dev/null", O_RDWR);
   if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
 
-  int status = 0;
+  int status = 0, clean = 0;
+  if (o.plain) {
+    /* Learn of the task's end without reaping it: while its zombie exists its pid still names its
+     * process group, so the kill below cannot reach an unrelated group that reused the number. */
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) { }
+    kill(-child, SIGKILL);
+  }
   for (;;) {
     pid_t r = waitpid(child, &status, 0);
     if (r == child) break;
     if (r < 0 && errno != EINTR) { status = 0; break; }
   }
-  write_exit(o.run, status, o.shell_status);
+  if (o.plain) clean = sweep_tree();
+  write_exit(o.run, status, o.shell_status, clean);
   _exit(0);
 }
 
