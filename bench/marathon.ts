@@ -18,7 +18,7 @@
  * and `--interval` seconds between probes (default 5; Marathon's is 60).
  * Params carry the timeline (first RUNNING, all RUNNING, all healthy) to show where time goes.
  *
- * Options: --sizes=100,500 --reps=1 --agents=2 --containerizer=posix|linux|auto --interval=5
+ * Options: --sizes=100,500 --reps=1 --agents=2 --containerizer=posix|linux|auto --interval=5 --checks=on|off
  * --profile=DIR (CPU profiles of berth up and each agent, see bench/cpu-profile.ts; summarise
  * one with `node dist/bench/cpu-profile.js DIR/agent-PID.cpuprofile`).
  *
@@ -26,7 +26,7 @@
  * it (its agents kill their tasks), then kills what is left of its process group.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,12 @@ async function up(dir: string, agents: number, containerizer: string, profileDir
   const child = spawn(process.execPath, [cli, 'up', '--port', '0', '--agents', String(agents), '--work-dir', dir, '--containerizer', containerizer], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'warn', ...profile }, detached: true,
   });
+  // Its log (warnings: failed health checks, agent trouble) is kept beside the bench's results.
+  const outDir = process.env['BERTH_BENCH_OUT'] ?? 'bench-results';
+  mkdirSync(outDir, { recursive: true });
+  const logFile = createWriteStream(path.join(outDir, 'marathon-berth-up.log'));
+  child.stderr!.pipe(logFile);
+  progress(`berth up's log: ${path.join(outDir, 'marathon-berth-up.log')}`);
   let err = '';
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`berth up did not start:\n${err}`)), 60_000);
@@ -141,9 +147,10 @@ export async function run(args: string[]): Promise<void> {
   const containerizer = opt(args, 'containerizer', 'posix');
   const profileDir = opt(args, 'profile', '') || undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
-  const withChecks = existsSync(path.join(here, '../agent/checks')) || existsSync(path.join(here, '../agent/checks.js'));
+  // --checks=off: no health check, to tell the framework's own cost from the checks'.
+  const withChecks = opt(args, 'checks', 'on') !== 'off';
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-bench-marathon-'));
-  progress(`berth up (${agents} agents, ${containerizer}); health checks on agents: ${withChecks ? `yes, COMMAND every ${interval} s` : 'no (not merged yet)'}`);
+  progress(`berth up (${agents} agents, ${containerizer}); health check: ${withChecks ? `COMMAND every ${interval} s` : 'none'}`);
   let c: Awaited<ReturnType<typeof up>> | undefined;
   let cleaning: Promise<void> | undefined;
   const cleanup = (): Promise<void> => (cleaning ??= (async () => {

@@ -139,7 +139,7 @@ export function startTaskChecks(task: CheckedTask, target: ProbeTarget, sink: Ch
   if (!task.health_check && !task.check) return undefined;
   // COMMAND probes go through the agent's berth-probe server when it is built (`runner: null`: spawn each).
   const usesCommand = task.health_check?.type === 'COMMAND' || task.check?.type === 'COMMAND';
-  const runner = usesCommand ? (opts.runner === undefined ? sharedProbeRunner() : opts.runner) ?? undefined : undefined;
+  const runner = usesCommand ? (opts.runner === undefined ? sharedProbeRunner(opts.log) : opts.runner) ?? undefined : undefined;
   runner?.acquire();
   let released = false;
   let healthy: boolean | undefined;

@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from '../../proto/log.js';
 
 /** What the server reported for one probe. */
 export interface RunnerResult {
@@ -52,7 +53,7 @@ export class ProbeRunner {
   private users = 0;
   private readonly pending = new Map<string, Pending>();
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string, private readonly onWarn: (msg: string, fields: object) => void = () => undefined) {}
 
   /** One more task with checks; the server starts with the first. */
   acquire(): void { this.users++; }
@@ -128,7 +129,11 @@ export class ProbeRunner {
       for (const tag of [...this.pending.keys()]) this.settle(tag, { kind: 'error', num: 0, output: why });
     };
     child.once('error', (e) => gone(`the probe runner failed: ${e.message}`));
-    child.once('exit', (code, sig) => gone(`the probe runner exited (${sig ?? code})`));
+    child.once('exit', (code, sig) => {
+      // Closed by us (stdin ended): expected. Anything else is worth a line in the agent's log.
+      if (this.child === child) this.onWarn('berth-probe exited unexpectedly; it is restarted with the next probe', { code, signal: sig, pending: this.pending.size });
+      gone(`the probe runner exited (${sig ?? code})`);
+    });
     return child;
   }
 
@@ -143,10 +148,10 @@ export class ProbeRunner {
 
 let shared: ProbeRunner | null | undefined;
 /** The agent process's runner, or null when berth-probe is not built (probes then spawn). */
-export function sharedProbeRunner(): ProbeRunner | null {
+export function sharedProbeRunner(log?: Logger): ProbeRunner | null {
   if (shared === undefined) {
     const p = findProbeServer();
-    shared = p ? new ProbeRunner(p) : null;
+    shared = p ? new ProbeRunner(p, (msg, fields) => log?.warn(fields, msg)) : null;
   }
   return shared;
 }

@@ -16,7 +16,7 @@ const MAX_BACKLOG = 8 * 1024 * 1024;
 
 export interface MarathonEvent { eventType: string; timestamp: string; [k: string]: unknown }
 
-interface Subscriber { res: ServerResponse; types?: Set<string> }
+interface Subscriber { res: ServerResponse; types?: Set<string>; corked?: boolean }
 
 export class EventBus {
   private readonly subs = new Set<Subscriber>();
@@ -28,10 +28,13 @@ export class EventBus {
     const ev: MarathonEvent = { ...fields, eventType, timestamp: new Date(this.now()).toISOString() };
     for (const l of this.listeners) l(ev);
     if (this.subs.size === 0) return;
-    const frame = `event: ${eventType}\ndata: ${JSON.stringify(ev)}\n\n`;
+    let frame: string | undefined;
     for (const s of this.subs) {
       if (s.types && !s.types.has(eventType)) continue;
       if (s.res.writableLength > MAX_BACKLOG) { this.drop(s); continue; }
+      frame ??= `event: ${eventType}\ndata: ${JSON.stringify(ev)}\n\n`;
+      // A burst of events (hundreds of status updates in one turn) leaves in one write per stream.
+      if (!s.corked) { s.corked = true; s.res.cork(); process.nextTick(() => { s.corked = false; s.res.uncork(); }); }
       s.res.write(frame);
     }
   }

@@ -66,6 +66,8 @@ export interface Instance {
   lastSuccess?: number;
   lastFailure?: number;
   lastFailureCause?: string;
+  /** uuid of the last update handled (resent duplicates are only acknowledged). */
+  lastUuid?: string;
 }
 
 /** Persisted part of an Instance. */
@@ -465,6 +467,10 @@ export class Scheduler {
       }
       return;
     }
+    // An agent resends an update until the acknowledgement reaches it: under load the same update
+    // (same uuid) can arrive several times. It was handled once; the SDK acknowledges it again.
+    if (st.uuid && st.uuid === inst.lastUuid) return;
+    if (st.uuid) inst.lastUuid = st.uuid;
     const rt = this.apps.get(inst.appId);
     const prevState = inst.state;
     const prevHealthy = inst.healthy;
