@@ -15,10 +15,10 @@
  *
  * The health check is a COMMAND check of `true` with Marathon's defaults (timeout 20 s, grace
  * 300 s, 3 failures) except `delaySeconds 0` (the default 15 s would be all the figure measured)
- * and `--interval` seconds between probes (default 5; Marathon's is 60).
+ * and `--interval` seconds between probes (default 10, Mesos' default; Marathon's is 60).
  * Params carry the timeline (first RUNNING, all RUNNING, all healthy) to show where time goes.
  *
- * Options: --sizes=100,500 --reps=1 --agents=2 --containerizer=posix|linux|auto --interval=5 --checks=on|off
+ * Options: --sizes=100,500 --reps=1 --agents=2 --containerizer=posix|linux|auto --interval=10 --checks=on|off
  * --profile=DIR (CPU profiles of berth up and each agent, see bench/cpu-profile.ts; summarise
  * one with `node dist/bench/cpu-profile.js DIR/agent-PID.cpuprofile`).
  *
@@ -143,7 +143,7 @@ export async function run(args: string[]): Promise<void> {
   const sizes = opt(args, 'sizes', '100,500').split(',').map(Number);
   const reps = Number(opt(args, 'reps', '1'));
   const agents = Number(opt(args, 'agents', '2'));
-  const interval = Number(opt(args, 'interval', '5'));
+  const interval = Number(opt(args, 'interval', '10'));
   const containerizer = opt(args, 'containerizer', 'posix');
   const profileDir = opt(args, 'profile', '') || undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });

@@ -10,9 +10,13 @@
  *  - The server runs only while some task has checks (`acquire`/`release`
  *    count them): an agent or a test with no checked task leaves no process.
  *  - Every `run` resolves exactly once: with the server's result line, or —
- *    when the server dies or is closed — with a failure naming that, never by
- *    hanging (the probe's own timeout is enforced by the server; a backstop
- *    timer here covers a stalled server).
+ *    when the server dies, stalls or is closed — with a failure naming that,
+ *    never by hanging. The probe's own timeout is enforced by the server from
+ *    the moment it starts the probe: time a record waits in the server's queue
+ *    (a host too loaded to fork as fast as probes come) is not the probe's
+ *    failure, and the checkers' intervals, counted from the end of each probe,
+ *    slow the probe rate down to what the host can run. The server is judged
+ *    stalled only when it said nothing for STALL_MS while a probe is overdue.
  *  - Pending probes are bounded (MAX_PENDING; more run through the caller's fallback).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,8 +37,9 @@ const BUILT = fileURLToPath(new URL('./berth-probe', import.meta.url));
 /** The server's own per-record limits (berth-probe.c). */
 const MAX_FIELDS = 4000;
 const MAX_PENDING = 4000;
-/** Beyond a probe's own timeout, how long a silent server is given before the probe fails. */
-const BACKSTOP_MS = 10_000;
+/** A server silent this long while a probe is this much past its timeout is stalled: killed, its probes failed. */
+const STALL_MS = 60_000;
+const WATCHDOG_MS = 5_000;
 
 /** The berth-probe binary ($BERTH_PROBE, then the build output), or undefined when not built. */
 export function findProbeServer(): string | undefined {
@@ -42,7 +47,7 @@ export function findProbeServer(): string | undefined {
   return undefined;
 }
 
-interface Pending { resolve: (r: RunnerResult) => void; timer: NodeJS.Timeout }
+interface Pending { resolve: (r: RunnerResult) => void; due: number }
 
 /** A prepared command: everything of its record but the tag and the timeout, encoded once. */
 export interface PreparedCommand { readonly body: Buffer }
@@ -52,6 +57,8 @@ export class ProbeRunner {
   private seq = 0;
   private users = 0;
   private readonly pending = new Map<string, Pending>();
+  private lastHeard = 0;
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(readonly path: string, private readonly onWarn: (msg: string, fields: object) => void = () => undefined) {}
 
@@ -85,10 +92,8 @@ export class ProbeRunner {
     const head = Buffer.from(`${tag}\0${Math.max(1, Math.round(timeoutMs))}\0`);
     const len = head.length + cmd.body.length;
     return new Promise<RunnerResult>((resolve) => {
-      const timer = setTimeout(() => this.settle(tag, { kind: 'error', num: 0, output: 'the probe runner did not answer' }), timeoutMs + BACKSTOP_MS);
-      timer.unref();
-      this.pending.set(tag, { resolve, timer });
-      if (this.pending.size === 1) this.hold(child, true);
+      this.pending.set(tag, { resolve, due: Date.now() + timeoutMs });
+      if (this.pending.size === 1) { this.hold(child, true); this.lastHeard = Date.now(); this.armWatchdog(); }
       child.stdin!.write(Buffer.concat([Buffer.from(`${len}\n`), head, cmd.body]));
     });
   }
@@ -97,9 +102,29 @@ export class ProbeRunner {
     const p = this.pending.get(tag);
     if (!p) return;
     this.pending.delete(tag);
-    clearTimeout(p.timer);
-    if (this.pending.size === 0 && this.child) this.hold(this.child, false);
+    if (this.pending.size === 0) {
+      if (this.child) this.hold(this.child, false);
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+    }
     p.resolve(r);
+  }
+
+  private armWatchdog(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      if (now - this.lastHeard < STALL_MS) return;
+      let overdue = false;
+      for (const p of this.pending.values()) if (now > p.due + STALL_MS) { overdue = true; break; }
+      if (!overdue || !this.child) return;
+      const c = this.child;
+      this.child = undefined;
+      this.onWarn('berth-probe stalled (no result for a minute with probes overdue); killing it', { pending: this.pending.size });
+      c.kill('SIGKILL');
+      for (const tag of [...this.pending.keys()]) this.settle(tag, { kind: 'error', num: 0, output: 'the probe runner stalled' });
+    }, WATCHDOG_MS);
+    this.watchdog.unref();
   }
 
   /** The server keeps this process alive only while a probe waits on it (an idle one never does). */
@@ -115,6 +140,7 @@ export class ProbeRunner {
     this.hold(child, false);
     child.stdin!.on('error', () => undefined);
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      this.lastHeard = Date.now();
       const a = line.indexOf(' ');
       const b = line.indexOf(' ', a + 1);
       const c = line.indexOf(' ', b + 1);
