@@ -92,6 +92,8 @@ export async function runUp(opts: UpOptions): Promise<void> {
   const log = logger('up');
   const workDir = path.resolve(opts.workDir);
   mkdirSync(workDir, { recursive: true });
+  // Checked before anything starts: a bad --agent-resources leaves nothing running.
+  const shares = opts.agentResources ? declared(opts.agentResources, splitHost(opts.agents, workDir)) : splitHost(opts.agents, workDir);
   const { startMaster } = await import('../master/main.js');
   const m = await startMaster({
     workDir, port: opts.port, host: opts.host, ...opts.security,
@@ -99,7 +101,6 @@ export async function runUp(opts: UpOptions): Promise<void> {
   });
   const masterAddr = `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${m.port}`;
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-  const shares = opts.agentResources ? declared(opts.agentResources, splitHost(opts.agents, workDir)) : splitHost(opts.agents, workDir);
   let stopping = false;
   const USERNS_POOL_SIZE = userNsPoolSize(opts.agents);
   const agents = Array.from({ length: opts.agents }, (_, i) => new AgentProcess(i, () => [
