@@ -115,7 +115,7 @@ export async function runUp(opts: UpOptions): Promise<void> {
   for (const a of agents) a.start();
   const batch = opts.batch === false ? undefined : upBatch(masterAddr, workDir, opts.port, opts.batchRole ?? 'batch');
   const marathon = opts.marathon === false ? undefined : await (await import('./app.js')).startMarathonForUp(m.url, path.join(workDir, 'marathon'), opts.marathonPort ?? (opts.port === 0 ? 0 : 8080), opts.marathonRole ?? 'marathon');
-  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n${marathon ? `  marathon: ${marathon.url}   (berth app list --marathon ${marathon.url})\n` : ''}  stop:   Ctrl-C\n\n`);
+  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n${marathon ? `  marathon: ${marathon.url}   (berth app list --marathon ${marathon.url})\n` : ''}${batch || marathon ? `  roles:  ${[marathon ? `marathon in '${opts.marathonRole ?? 'marathon'}'` : '', batch ? `batch in '${opts.batchRole ?? 'batch'}'` : ''].filter(Boolean).join(', ')}; weights ${opts.weights ? Object.entries(opts.weights).map(([r, w]) => `${r}=${w}`).join(',') : 'all 1'} (GET ${m.url}/roles)\n` : ''}  stop:   Ctrl-C\n\n`);
 
   const stop = async (): Promise<void> => {
     if (stopping) return;
