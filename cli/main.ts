@@ -59,8 +59,13 @@ securityOptions(program.command('up'))
   .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
   .option('--agent-resources <text>', "declare each agent's resources instead of splitting the host, e.g. 'cpus:8;mem:16384' (ports default to the agent's slice)")
   .option('--cluster <n>', 'highly available: an N-node NATS cluster and N masters on consecutive ports from --port (needs nats-server)', intArg('--cluster', 1, 7))
-  .action(async (opts) => {
-    if (opts.cluster) { const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return; }
+  .action(async (opts, cmd: Command) => {
+    if (opts.cluster) {
+      // Refused rather than ignored: cluster mode starts its masters and frameworks its own way.
+      const unsupported = ['weights', 'batchRole', 'marathonRole', 'allocationInterval', 'agentResources'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (unsupported.length) throw new Error(`--cluster does not take ${unsupported.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} yet`);
+      const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return;
+    }
     await runUp({ ...opts, allocationIntervalMs: opts.allocationInterval, security: securityFlags(opts), credential: opts.credential });
   });
 

@@ -22,13 +22,14 @@ test('bad --agent-resources is refused naming the flag', () => {
   assert.throws(() => declared('cpus:lots', ['cpus:1;ports:[1-2]']), /--agent-resources: /);
 });
 
-test('berth up refuses bad --weights, --batch-role and --agent-resources before starting anything', () => {
+test('berth up refuses bad --weights, --batch-role and --agent-resources (and --weights with --cluster) before starting anything', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-up-flags-'));
   try {
     const cases: [string[], RegExp][] = [
       [['--weights', 'batch=0'], /--weights\[batch\]: a weight must be a positive finite number/],
       [['--batch-role', '../x'], /--batch-role: invalid role '\.\.\/x'/],
       [['--agent-resources', 'cpus:lots'], /--agent-resources: /],
+      [['--cluster', '3', '--weights', 'a=2'], /--cluster does not take --weights yet/],
     ];
     for (const [args, re] of cases) {
       const r = spawnSync(process.execPath, [berthCli, 'up', '--port', '0', '--work-dir', path.join(dir, 'w'), '--no-batch', '--no-marathon', ...args],
