@@ -40,16 +40,19 @@ function asList(v: unknown): Json[] { return Array.isArray(v) ? (v as Json[]) : 
 
 /**
  * Mesos' /roles: every role that has a weight or a framework the viewer may see, with its weight,
- * those frameworks, what is allocated to it (its tasks and outstanding offers, scalars) and its
- * dominant share as the allocator's role sorter holds it (offers count, as in DRF).
+ * those frameworks, its dominant share as the allocator's role sorter holds it, and scalars as
+ * Mesos names them: `allocated` (live tasks), `offered` (outstanding offers) and `resources`
+ * (both: what counts in DRF, where an offered resource is allocated from the moment it is offered).
  */
 export function rolesView(master: Master, principal?: string): { roles: Json[] } {
+  type Sums = { allocated: Record<string, number>; offered: Record<string, number>; resources: Record<string, number> };
   const s = master.view.state({ principal });
   const weights = master.opts.weights ?? {};
-  const roles = new Map<string, { frameworks: string[]; allocated: Record<string, number> }>();
-  const entry = (name: string): { frameworks: string[]; allocated: Record<string, number> } => {
+  const zero = (): Record<string, number> => ({ cpus: 0, mem: 0, disk: 0, gpus: 0 });
+  const roles = new Map<string, { frameworks: string[] } & Sums>();
+  const entry = (name: string): { frameworks: string[] } & Sums => {
     let e = roles.get(name);
-    if (!e) roles.set(name, (e = { frameworks: [], allocated: { cpus: 0, mem: 0, disk: 0, gpus: 0 } }));
+    if (!e) roles.set(name, (e = { frameworks: [], allocated: zero(), offered: zero(), resources: zero() }));
     return e;
   };
   const add = (into: Record<string, number>, r: unknown): void => {
@@ -60,16 +63,22 @@ export function rolesView(master: Master, principal?: string): { roles: Json[] }
     for (const role of (f.roles as string[] | undefined) ?? []) entry(role).frameworks.push(String(f.id));
     for (const t of asList(f.tasks)) {
       // As /state's used_resources: live tasks only (terminal ones awaiting acknowledgement hold nothing).
-      if (typeof t.role === 'string' && !isTerminal(t.state as TaskState) && t.state !== 'TASK_UNREACHABLE') add(entry(t.role).allocated, t.resources);
+      if (typeof t.role !== 'string' || isTerminal(t.state as TaskState) || t.state === 'TASK_UNREACHABLE') continue;
+      const e = entry(t.role);
+      add(e.allocated, t.resources);
+      add(e.resources, t.resources);
     }
     for (const o of asList(f.offers)) {
       const role = (o.allocation_info as { role?: string } | undefined)?.role;
-      if (role) add(entry(role).allocated, o.resources);
+      if (!role) continue;
+      const e = entry(role);
+      add(e.offered, o.resources);
+      add(e.resources, o.resources);
     }
   }
   return {
     roles: [...roles.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, e]) => ({
-      name, weight: weightOf(weights, name), frameworks: e.frameworks, resources: e.allocated, allocated: e.allocated,
+      name, weight: weightOf(weights, name), frameworks: e.frameworks, resources: e.resources, allocated: e.allocated, offered: e.offered,
       dominant_share: master.allocator.roleShare(name),
     })),
   };

@@ -114,7 +114,7 @@ test('/roles lists each role with its weight, frameworks, allocation and share; 
     let gold: any;
     for (let i = 0; i < 200; i++) {
       gold = (await get('/roles')).roles.find((r: { name: string }) => r.name === 'gold');
-      if (gold?.allocated.cpus === 1 && gold.dominant_share === 0.25) break;
+      if (gold?.allocated.cpus === 1 && gold.offered.cpus === 0 && gold.dominant_share === 0.25) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     assert.equal({ name: gold.name, weight: gold.weight, frameworks: gold.frameworks, cpus: gold.allocated.cpus, share: gold.dominant_share },

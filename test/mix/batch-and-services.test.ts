@@ -37,7 +37,8 @@ const ARRAY = 10_000;
 
 let up: BerthUp | undefined;
 
-interface Role { name: string; weight: number; frameworks: string[]; dominant_share: number; allocated: { cpus: number } }
+/** /roles: `resources` = live tasks + outstanding offers, what DRF counts. */
+interface Role { name: string; weight: number; frameworks: string[]; dominant_share: number; resources: { cpus: number } }
 
 async function get<T>(url: string): Promise<T> {
   const res = await fetch(url);
@@ -68,7 +69,7 @@ async function withinIntervals(u: BerthUp, n: number, what: string, cond: () => 
     if (await cond()) return (await intervals(u)) - start;
     const now = await intervals(u);
     if (now - start > n) {
-      const r = [...(await roles(u)).values()].map((x) => `${x.name}: share ${x.dominant_share.toFixed(3)} cpus ${x.allocated.cpus}`).join('; ');
+      const r = [...(await roles(u)).values()].map((x) => `${x.name}: share ${x.dominant_share.toFixed(3)} cpus ${x.resources.cpus}`).join('; ');
       const a = u.marathon ? await app(u).catch(() => undefined) : undefined;
       throw new Error(`${what}: not within ${n} allocation intervals (roles: ${r}; app: ${JSON.stringify(a)})\n${u.stderr().slice(-4000)}`);
     }
@@ -104,14 +105,17 @@ test('mix on berth up: a 20-instance app reaches RUNNING within a few allocation
   // Short commands of varied length (0-0.9 s by index), as real arrays are: their slots free a few
   // at a time rather than all at once, so each freed chunk DRF hands out is small.
   await send('POST', `${u.batch}/v1/jobs`, { id: 'array', cmd: 'echo "$BERTH_TASK_INDEX"; sleep 0.$((BERTH_TASK_INDEX % 10))', ...SLOT, completions: ARRAY, parallelism: 60 });
-  await withinIntervals(u, 60, 'the array to fill the cluster', async () => ((await roles(u)).get('batch')?.allocated.cpus ?? 0) >= 5.5);
+  // Steady state: a first wave of 60 has completed (slots now free as tasks end) and the array
+  // holds the whole cluster again.
+  await withinIntervals(u, 120, 'the array to run steadily on the whole cluster', async () =>
+    ((await counts(u)).counts.SUCCEEDED ?? 0) >= 60 && ((await roles(u)).get('batch')?.resources.cpus ?? 0) >= 5.5);
   const before = (await counts(u)).counts;
 
   // The service app arrives while the array holds every slot: DRF gives it each freed slot.
   const t0 = await intervals(u);
   await send('POST', `${u.marathon}/v2/apps`, { id: '/web', cmd: 'sleep 600', ...SLOT, instances: 20, portDefinitions: [] });
   // Granted: the service role holds the 20 instances' resources (offered or launched)…
-  const granted = await withinIntervals(u, GRANTED_INTERVALS, '20 instances granted', async () => ((await roles(u)).get('marathon')?.allocated.cpus ?? 0) >= 2, t0);
+  const granted = await withinIntervals(u, GRANTED_INTERVALS, '20 instances granted', async () => ((await roles(u)).get('marathon')?.resources.cpus ?? 0) >= 2, t0);
   // …and running: the agents started them.
   const took = await withinIntervals(u, FEW_INTERVALS, '20 instances RUNNING', async () => (await app(u)).tasksRunning >= 20, t0);
   process.stderr.write(`  mix: 20 instances granted after ${granted} and RUNNING after ${took} allocation intervals (${INTERVAL_MS} ms each)\n`);
@@ -120,14 +124,26 @@ test('mix on berth up: a 20-instance app reaches RUNNING within a few allocation
   await send('PUT', `${u.marathon}/v2/apps/web`, { instances: 60 });
   const share = async (name: string): Promise<number> => (await roles(u)).get(name)?.dominant_share ?? 0;
   // Settling: the service role takes freed slots until it holds its weighted share.
-  await withinIntervals(u, 40, 'the service role to approach two thirds', async () => (await share('marathon')) >= 0.6);
+  const settled = await withinIntervals(u, 40, 'the service role to approach two thirds', async () => (await share('marathon')) >= 0.6);
+  process.stderr.write(`  mix: the service role reached 0.6 after ${settled} allocation intervals\n`);
   const progressFrom = (await counts(u)).counts.SUCCEEDED ?? 0;
   const samples: { m: number; b: number }[] = [];
+  // Offers the batch framework holds at each sample: none may still be held an interval later.
+  const batchOffers = async (): Promise<Set<string>> => {
+    const f = await get<{ frameworks: { roles: string[]; offers: { id: string }[] }[] }>(`${u.master}/frameworks`);
+    return new Set(f.frameworks.find((x) => x.roles.includes('batch'))!.offers.map((o) => o.id));
+  };
+  let held = await batchOffers();
+  const heldAcross: string[] = [];
   for (let i = 0; i < 8; i++) {
     await nextInterval(u);
     const r = await roles(u);
     samples.push({ m: r.get('marathon')!.dominant_share, b: r.get('batch')!.dominant_share });
+    const now = await batchOffers();
+    for (const id of now) if (held.has(id)) heldAcross.push(id);
+    held = now;
   }
+  assert.equal(heldAcross, [], 'the batch framework answers every offer within an allocation interval (it holds none)');
   const progressTo = (await counts(u)).counts.SUCCEEDED ?? 0;
   const mean = (k: 'm' | 'b'): number => samples.reduce((s, x) => s + x[k], 0) / samples.length;
   const ratio = mean('m') / mean('b');
