@@ -25,12 +25,14 @@ import { sandboxStdouts } from '../frameworks/batch/cluster.js';
 /** berth up's default allocation interval; the test passes no --allocation-interval. */
 const INTERVAL_MS = 1000;
 /**
- * "A few allocation intervals": the 20 instances are granted (offered or launched) within GRANTED
- * and RUNNING within FEW intervals of the POST. Measured on the shared 2-core box at load 15-35:
- * granted after 3-4, RUNNING after 4-7 (process launch latency dominates the rest).
+ * "A few allocation intervals", counted from the POST: the service role is granted the 20
+ * instances' resources (offered or launched) within GRANTED intervals — the allocator's and the
+ * batch framework's part — and the agents report them RUNNING within FEW. Measured on the shared
+ * 2-core box at load 15-35: granted after 1-4, RUNNING after 3-7 (launching a process there takes
+ * 2-6 s, which the bound must absorb; on a quiet machine both are 1-3).
  */
-const GRANTED_INTERVALS = 5;
-const FEW_INTERVALS = 10;
+const GRANTED_INTERVALS = 6;
+const FEW_INTERVALS = 15;
 const SLOT = { cpus: 0.1, mem: 32, disk: 32 };
 const AGENT = 'cpus:3;mem:960;disk:960';
 const ARRAY = 10_000;
