@@ -147,8 +147,9 @@ addNatsFlags(program.command('agent')
     await runAgentCli(opts);
   });
 
-program.command('marathon')
-  .description('run the Marathon-compatible service framework and its v2 REST API')
+addNatsFlags(program.command('marathon'))
+  .description('run the Marathon-compatible service framework and its v2 REST API (with --nats: follows the leading master, state in NATS KV)')
+  .option('--replicas <n>', 'cluster mode: replicas of the state bucket (3 on a 3-node NATS cluster)', intArg('--replicas', 1, 5), 1)
   .option('--master <url>', 'master URL (http://… Mesos HTTP API, berth://… native)', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
   .option('--port <port>', 'REST API port (0 = any free port)', intArg('--port'), 8080)
   .option('--host <host>', 'address the REST API binds', '127.0.0.1')
