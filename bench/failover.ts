@@ -110,7 +110,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 function startMaster(natsUrls: string[], tag: string): { proc: ChildProcess; ready: Promise<string> } {
-  const proc = spawn(process.execPath, [CLI, 'master', ...natsUrls.flatMap((u) => ['--nats', u]), '--port', '0', '--replicas', '3', '--lease-ttl', String(LEASE_TTL_MS), '--agent-reregister-timeout', '600000'], {
+  // BERTH_BENCH_MASTER_PROF=DIR: each master writes a V8 CPU profile there when it exits (the surviving one is stopped with SIGTERM).
+  const prof = process.env.BERTH_BENCH_MASTER_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BERTH_BENCH_MASTER_PROF] : [];
+  const proc = spawn(process.execPath, [...prof, CLI, 'master', ...natsUrls.flatMap((u) => ['--nats', u]), '--port', '0', '--replicas', '3', '--lease-ttl', String(LEASE_TTL_MS), '--agent-reregister-timeout', '600000'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: process.env.BERTH_BENCH_MASTER_LOG ?? 'error' },
   });
   children.add(proc);
@@ -165,7 +167,11 @@ async function failoverRun(nats: NatsCluster, agents: number, tasksPer: number):
   for (const s of sims) s.stop();
   await detector.close();
   await nc.close();
-  m2.proc.kill('SIGKILL');
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => m2.proc.kill('SIGKILL'), 10_000);
+    m2.proc.once('exit', () => { clearTimeout(t); resolve(); });
+    m2.proc.kill('SIGTERM');
+  });
 }
 
 async function registryRun(nats: NatsCluster, writes: number): Promise<void> {

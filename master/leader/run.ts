@@ -198,6 +198,7 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
     master.listen(listener);
     await listener.ready();
     t.ready = true;
+    contender.markReady(epoch);
     log.info({ epoch, url }, 'leading');
   }
 

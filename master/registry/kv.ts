@@ -86,7 +86,9 @@ export class KvRegistry implements Registry {
   }
 
   async load(): Promise<RegistryState> {
+    const t0 = performance.now();
     this.kv = await openBucket(this.nc, this.bucket, this.o.replicas ?? 1);
+    const tOpen = performance.now();
     this.js = this.nc.jetstream({ timeout: 5_000 });
     const jsm = await this.nc.jetstreamManager({ timeout: 5_000 });
     // The CAS base is read BEFORE the keys: a write that lands in between makes our first write fail
@@ -111,6 +113,7 @@ export class KvRegistry implements Registry {
         default: throw new BerthError('IO', `registry bucket ${this.bucket}: unknown key ${e.key}`);
       }
     });
+    const tRead = performance.now();
     for (const id of s.removedFrameworks) s.frameworks.delete(id);
     if (maxRev > lastSeq) throw new BerthError('CONFLICT', `registry ${this.bucket} was written during load (another master is active)`);
     this.seq = lastSeq;
@@ -118,6 +121,7 @@ export class KvRegistry implements Registry {
     this.starts = s.starts;
     this.agentInfos = new Map(s.agents);
     if (tombstones > 1000) await this.compact();
+    this.o.log?.info({ agents: s.agents.size, frameworks: s.frameworks.size, openMs: Math.round(tOpen - t0), readMs: Math.round(tRead - tOpen), totalMs: Math.round(performance.now() - t0) }, 'registry loaded from KV');
     return s;
   }
 
