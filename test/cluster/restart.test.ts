@@ -28,7 +28,7 @@ async function withCluster(fn: (e: Env, agent: () => Proc) => Promise<void>): Pr
   try {
     nats = await NatsCluster.start({ nodes: 1, dir: path.join(dir, 'nats') });
     const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
-    const m = procs.berth('master', ['master', ...natsArgs, '--port', '0', '--agent-ping-interval', '1000', '--allocation-interval', '200']);
+    const m = procs.berth('master', ['master', ...natsArgs, '--port', '0', '--allocation-interval', '200']);
     const url = (await m.waitFor(/berth master at (\S+)/, 60_000))[1]!;
     const startAgent = (): Proc => {
       agent = procs.berth('agent', ['agent', ...natsArgs, '--port', '0', '--containerizer', 'posix', '--cleanup-on-exit',
