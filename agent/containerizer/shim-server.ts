@@ -1,6 +1,6 @@
 /**
  * One long-lived `berth-shim --server` per agent: the agent writes a launch
- * record per task to its stdin; it forks the supervisor (the same C code a
+ * record per task to its stdin; it starts the supervisor (the same C code a
  * spawned shim runs) and reports `ok`/`err` and, once it reaped the
  * supervisor, `exit` on its stdout. The agent's event loop pays one pipe write
  * per launch instead of a synchronous fork+exec of itself (2–4 ms each on a
@@ -13,9 +13,9 @@
  *  - `exited` of every started launch resolves exactly once, after the
  *    supervisor is gone: from the server's `exit` report, or — when the server
  *    died — from polling the supervisor's (pid, start time).
- *  - A supervisor's /proc/<pid>/cmdline names its run path (it rewrites the
- *    server's padded argv), as the agent's recovery of interrupted launches
- *    and its checks of meta/runs expect of every engine.
+ *  - A supervisor's /proc/<pid>/cmdline names its run path (the server execs
+ *    `berth-shim --tag …` with the launch's options), as the agent's recovery
+ *    of interrupted launches and its checks of meta/runs expect of every engine.
  *  - Records carry strings NUL-separated, so no field may contain a NUL (the
  *    same strings `spawn` would refuse).
  */
@@ -48,8 +48,6 @@ export interface ServerStarted {
 interface Pending { resolve: (s: ServerStarted) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
 interface Live { pid: number; startTime: number; done: () => void }
 
-/** Bytes of argv a server-forked supervisor can show in /proc/<pid>/cmdline. */
-const CMDLINE_ROOM = 8192;
 /** How often supervisors are polled once the server that reported on them is gone. */
 const ORPHAN_POLL_MS = 250;
 
@@ -110,8 +108,7 @@ export class ShimServer {
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
-    // The padding is argv room each supervisor overwrites with its own options (run path included).
-    const child = spawn(this.path, ['--server', ' '.repeat(CMDLINE_ROOM)], { stdio: ['pipe', 'pipe', 'ignore'], env: {} });
+    const child = spawn(this.path, ['--server'], { stdio: ['pipe', 'pipe', 'ignore'], env: {} });
     createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => this.onLine(line));
     child.stdin!.on('error', (e) => this.onWarn('shim server stdin error', { err: e.message }));
     child.on('error', (e) => this.onWarn('shim server error', { err: e.message }));

@@ -51,27 +51,32 @@
  *   -S: the task is a shell command: exit status 129..159 is recorded as
  *       signal 1..31 (how a shell reports its child's death by signal).
  *
- * Server mode: berth-shim --server [PADDING]
+ * Server mode: berth-shim --server
  *   A long-lived process the agent starts once, so neither the agent's event
  *   loop nor a shell forks per task. It reads launch records on stdin, each
  *   "<n>\0" then n NUL-terminated fields: TAG, NENV, NENV environment entries,
- *   then the arguments above (options, --, argv). Per record it forks one
- *   supervisor (which does exactly what a spawned shim does, with the record's
- *   environment and the sandbox as cwd) and reports on stdout, one line each
- *   (single writes, atomic on a pipe):
+ *   then the arguments above (options, --, argv). Per record it starts one
+ *   supervisor, `berth-shim --tag TAG OPTIONS -- ARGV` with the record's
+ *   environment (a spawned shim that reports with the tag and enters the
+ *   sandbox itself), and reports on stdout, one line each (single writes,
+ *   atomic on a pipe):
  *     "ok TAG <supervisor-pid> <task-host-pid> <supervisor-starttime>"
  *     "err TAG <message>"
  *     "exit TAG"   (the supervisor was reaped: its exit record is written)
- *   Each supervisor rewrites the inherited argv area (PADDING reserves room)
- *   with its options, so its /proc cmdline names its run path like a spawned
- *   shim's. On EOF it exits at once; running supervisors are reparented and go on
- *   (they never depend on the server or the agent).
+ *   The supervisor is a vfork + exec of this (static, where it links) binary,
+ *   not a fork of the server: on hosts where page-table work is dear (VMs) a
+ *   fork's copy-on-write faults cost several times a small exec. Its /proc
+ *   cmdline names its run path like any spawned shim's. On EOF the server
+ *   exits at once; running supervisors are reparented and go on (they never
+ *   depend on the server or the agent).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <time.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -82,6 +87,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -161,6 +167,41 @@ static void child_fail(int err_fd, const char *what) {
   int n = snprintf(buf, sizeof buf, "%s: %s", what, strerror(errno));
   if (write(err_fd, buf, (size_t)n) < 0) { /* supervisor gone */ }
   _exit(127);
+}
+
+/* Child side of a plain launch, a vfork child sharing the supervisor's memory
+ * until exec: only async-signal-safe calls, no stdio, no malloc, and no
+ * writes to memory but its own stack frame. Its signal dispositions are its
+ * own (vfork shares the address space, not the signal table). */
+static void run_plain(const struct opts *o, int err_fd, int out_fd, int errf_fd, int sandbox_fd) {
+  /* Our own fd table (vfork shares memory, not files): the report channel is not the task's. */
+  if (status_fd > 2) close(status_fd);
+  /* Its own process group: the supervisor kills what is left of it when the task ends. */
+  if (setpgid(0, 0) < 0) child_fail(err_fd, "setpgid");
+  if (fchdir(sandbox_fd) < 0) child_fail(err_fd, "chdir sandbox");
+  int dn = open("/dev/null", O_RDONLY);
+  if (dn < 0 || dup2(dn, 0) < 0) child_fail(err_fd, "stdin /dev/null");
+  if (dup2(out_fd, 1) < 0 || dup2(errf_fd, 2) < 0) child_fail(err_fd, "redirect stdout/stderr");
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &dfl, NULL);
+  sigaction(SIGHUP, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  /* From here a failure is the task's: EOF on err_fd (close-on-exec or
+   * exit alike) and exit status 127/126, as a shell reports it. out_fd,
+   * errf_fd, sandbox_fd and dn above 2 are close-on-exec or closed by exec's
+   * dup2 targets; dn is closed explicitly. */
+  if (dn > 2) close(dn);
+  close(err_fd);
+  execvpe(o->exe, o->argv, environ);
+  int e = errno;
+  const char *msg = strerror(e);
+  struct iovec v[5] = { { (void *)"berth-shim: ", 12 }, { (void *)o->exe, strlen(o->exe) }, { (void *)": ", 2 }, { (void *)msg, strlen(msg) }, { (void *)"\n", 1 } };
+  if (writev(2, v, 5) < 0) { /* nowhere to report */ }
+  _exit(e == ENOENT ? 127 : 126);
 }
 
 static void run_child(const struct opts *o, int sync_fd, int err_fd, int out_fd, int errf_fd, int sandbox_fd) {
@@ -306,14 +347,16 @@ static unsigned long long self_starttime(void) {
 
 /* `shell_status`: the task is a shell, which reports a child's death by signal N as exit status
  * 128+N; read 129..159 as that signal (the posix containerizer's rule for shell commands). */
-static void write_exit(const char *run, int status, int shell_status) {
-  char tmp[4096], dst[4096], body[128];
+static void write_exit(const char *run, int status, int shell_status, int clean) {
+  char tmp[4096], dst[4096], body[160];
   int n;
+  /* "clean": the supervisor saw every process of the task's tree gone (see sweep_tree). */
+  const char *tail = clean ? ",\"clean\":true}\n" : "}\n";
   if (shell_status && WIFEXITED(status) && WEXITSTATUS(status) > 128 && WEXITSTATUS(status) < 160)
-    n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WEXITSTATUS(status) - 128));
-  else if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null}\n", WEXITSTATUS(status));
-  else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"}\n", signame(WTERMSIG(status)));
-  else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null}\n");
+    n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"%s", signame(WEXITSTATUS(status) - 128), tail);
+  else if (WIFEXITED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":%d,\"signal\":null%s", WEXITSTATUS(status), tail);
+  else if (WIFSIGNALED(status)) n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":\"%s\"%s", signame(WTERMSIG(status)), tail);
+  else n = snprintf(body, sizeof body, "{\"exitCode\":null,\"signal\":null%s", tail);
   snprintf(tmp, sizeof tmp, "%s.exit.tmp", run);
   snprintf(dst, sizeof dst, "%s.exit", run);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -334,6 +377,58 @@ static int mkdir_p(char *path) {
   *slash = '/';
   if (r < 0) return -1;
   return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* SIGKILLs every live child of ours (descendants of the task re-parented to us): the rare case
+ * of processes that left the task's process group (setsid, setpgid). Only then is /proc read. */
+static void kill_children(void) {
+  DIR *d = opendir("/proc");
+  if (!d) return;
+  pid_t self = getpid();
+  struct dirent *e;
+  char path[300], buf[512];
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    /* Field 4 (ppid) follows "pid (comm) state "; comm may hold spaces: parse from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] == 0 || p[2] == 0) continue;
+    char *q = strchr(p + 3, ' ');
+    if (!q) continue;
+    if ((pid_t)strtol(q + 1, NULL, 10) == self) kill((pid_t)atoi(e->d_name), SIGKILL);
+  }
+  closedir(d);
+}
+
+/* Plain containers: the supervisor is a child subreaper, so every descendant of the task that
+ * outlives its parent is re-parented to us, and the task leads its own process group, which was
+ * SIGKILLed when the task ended. Reaps what is left, killing children that left the group; returns
+ * 1 once we have no child at all: then no process of the task's tree is alive anywhere (a live
+ * descendant always has a live ancestor chain up to us), and the agent need not scan /proc for
+ * leftovers. Returns 0 if some child survives ~50 ms of that (unkillable, e.g. in D state): the
+ * agent then sweeps the session as it does for other engines. */
+static int sweep_tree(void) {
+  for (int round = 0; round < 50; round++) {
+    for (;;) {
+      int st;
+      pid_t r = waitpid(-1, &st, WNOHANG);
+      if (r > 0) continue;
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == ECHILD) return 1;
+      break;
+    }
+    /* Group members die within a few ms of the group kill; what lives on after that left the group. */
+    if (round >= 3) kill_children();
+    struct timespec ts = { 0, 1000000 };
+    nanosleep(&ts, NULL);
+  }
+  return 0;
 }
 
 /* The supervisor: parses the options, starts the task, reports, waits, records the exit.
@@ -451,11 +546,18 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
     flags = SIGCHLD;
   }
 
-  /* clone with a NULL stack behaves like fork (copy-on-write stack) but lets
-   * us create all namespaces at once, the user namespace first, so it owns
-   * the others. */
-  pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+  /* Plain (posix) containers have nothing to set up between creation and
+   * exec, so the child is a vfork: it borrows our address space until its
+   * exec instead of copying our page tables and faulting in our pages, which
+   * is most of a launch's cost where page-table work is dear (VMs). The
+   * child runs only async-signal-safe calls (run_plain) and exec/_exit.
+   * Otherwise: clone with a NULL stack behaves like fork (copy-on-write
+   * stack) but lets us create all namespaces at once, the user namespace
+   * first, so it owns the others. */
+  if (o.plain && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) fail("become subreaper: %s", strerror(errno));
+  pid_t child = o.plain ? vfork() : (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
   if (child < 0) fail("clone: %s", strerror(errno));
+  if (child == 0 && o.plain) run_plain(&o, err_p[1], out_fd, errf_fd, sandbox_fd);
   if (child == 0) {
     close(sync_p[1]);
     close(err_p[0]);
@@ -494,7 +596,7 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
       fail("write id maps: %s", strerror(e));
     }
   }
-  if (write(sync_p[1], "x", 1) != 1) {
+  if (!o.plain && write(sync_p[1], "x", 1) != 1) {
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     fail("sync child: %s", strerror(errno));
@@ -524,39 +626,29 @@ static void supervise(int argc, char **argv, int cd_sandbox) {
   int devnull = open("/dev/null", O_RDWR);
   if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); if (devnull > 2) close(devnull); }
 
-  int status = 0;
+  int status = 0, clean = 0;
+  if (o.plain) {
+    /* Learn of the task's end without reaping it: while its zombie exists its pid still names its
+     * process group, so the kill below cannot reach an unrelated group that reused the number. */
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) { }
+    kill(-child, SIGKILL);
+  }
   for (;;) {
     pid_t r = waitpid(child, &status, 0);
     if (r == child) break;
     if (r < 0 && errno != EINTR) { status = 0; break; }
   }
-  write_exit(o.run, status, o.shell_status);
+  if (o.plain) clean = sweep_tree();
+  write_exit(o.run, status, o.shell_status, clean);
   _exit(0);
 }
 
 /* ---- server mode ---------------------------------------------------------- */
 
 static int sigchld_pipe[2] = { -1, -1 };
-/* The server's argv area (the agent pads it): a supervisor rewrites it with its own options so
- * /proc/<pid>/cmdline names its run path (-r), as a spawned shim's does (the agent finds supervisors of
- * interrupted launches by that). */
-static char *argv_area;
-static size_t argv_area_len;
-
-static void set_cmdline(char **args, int n) {
-  if (!argv_area || argv_area_len < 2) return;
-  size_t pos = 0;
-  const char *first = "berth-shim";
-  size_t l = strlen(first) + 1;
-  if (l <= argv_area_len) { memcpy(argv_area, first, l); pos = l; }
-  for (int k = 0; k < n; k++) {
-    l = strlen(args[k]) + 1;
-    if (pos + l > argv_area_len) break;
-    memcpy(argv_area + pos, args[k], l);
-    pos += l;
-  }
-  memset(argv_area + pos, 0, argv_area_len - pos);
-}
+/* This binary, for the supervisors the server starts. */
+static char self_exe[4096];
 
 static void on_sigchld(int sig) {
   (void)sig;
@@ -629,35 +721,37 @@ static void launch_one(char **f, int n) {
     write_all(1, line, (size_t)m);
     return;
   }
-  pid_t pid = fork();
+  /* argv: berth-shim --tag TAG OPTIONS... -- ARGV...; envp: the record's entries. Built before
+   * the vfork: the child only duplicates descriptors and execs. */
+  long nargs = n - 2 - nenv;
+  char **args = malloc(sizeof(char *) * (size_t)(nargs + 4));
+  char **env = malloc(sizeof(char *) * (size_t)(nenv + 1));
+  if (!args || !env) _exit(70);
+  args[0] = (char *)"berth-shim";
+  args[1] = (char *)"--tag";
+  args[2] = (char *)tag;
+  for (long k = 0; k < nargs; k++) args[3 + k] = f[2 + nenv + k];
+  args[3 + nargs] = NULL;
+  for (long k = 0; k < nenv; k++) env[k] = f[2 + k];
+  env[nenv] = NULL;
+  int dn = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t pid = vfork();
+  if (pid == 0) {
+    /* stdin: not the agent's pipe; fd 3: the report channel (our stdout). The SIGCHLD handler is
+     * reset by exec; the mask is empty in the server. */
+    if (dn < 0 || dup2(dn, 0) < 0 || dup2(1, 3) < 0) _exit(125);
+    execve(self_exe, args, env);
+    _exit(125);
+  }
+  int e = errno;
+  if (dn >= 0) close(dn);
+  free(args);
+  free(env);
   if (pid < 0) {
     char line[400];
-    int m = snprintf(line, sizeof line, "err %.200s fork: %s\n", tag, strerror(errno));
+    int m = snprintf(line, sizeof line, "err %.200s start supervisor: %s\n", tag, strerror(e));
     write_all(1, line, (size_t)m);
     return;
-  }
-  if (pid == 0) {
-    signal(SIGCHLD, SIG_DFL);
-    close(sigchld_pipe[0]);
-    close(sigchld_pipe[1]);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Our report channel is the server's stdout; stdin is the agent's pipe: let go of it. */
-    int dn = open("/dev/null", O_RDONLY);
-    if (dn >= 0) { dup2(dn, 0); if (dn > 0) close(dn); }
-    status_fd = 1;
-    report_tag = tag;
-    /* Environment: exactly the record's entries (as spawn's env option). */
-    char **env = malloc(sizeof(char *) * (size_t)(nenv + 1));
-    if (!env) fail("out of memory");
-    for (long k = 0; k < nenv; k++) env[k] = f[2 + k];
-    env[nenv] = NULL;
-    environ = env;
-    /* argv for the option parser: argv[0] is a placeholder. */
-    char **args = &f[1 + nenv];
-    set_cmdline(args + 1, n - 2 - (int)nenv);
-    supervise(n - 1 - (int)nenv, args, 1);
   }
   if (n_lives == cap_lives) {
     cap_lives = cap_lives ? cap_lives * 2 : 64;
@@ -722,14 +816,21 @@ static int server(void) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "--server") == 0) {
-    argv_area = argv[0];
-    argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+    ssize_t l = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (l <= 0) { fprintf(stderr, "berth-shim: cannot find its own binary: %s\n", strerror(errno)); return 71; }
+    self_exe[l] = 0;
     return server();
   }
-  /* fd 3 is the status pipe when the agent passed one. */
+  /* fd 3 is the status pipe when the agent (or the server) passed one. */
   if (fcntl(3, F_GETFD) >= 0) {
     status_fd = 3;
     fcntl(3, F_SETFD, FD_CLOEXEC);
+  }
+  if (argc >= 3 && strcmp(argv[1], "--tag") == 0) {
+    /* Started by the server: report with the tag, enter the sandbox ourselves (argv[2], the tag,
+     * is the option parser's placeholder). */
+    report_tag = argv[2];
+    supervise(argc - 2, argv + 2, 1);
   }
   supervise(argc, argv, 0);
   return 0;

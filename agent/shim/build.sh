@@ -15,5 +15,5 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 mkdir -p "$(dirname "$out")"
 tmp="$out.tmp.$$"
-"$cc" -O2 -Wall -Wextra -o "$tmp" "$here/berth-shim.c"
+"$cc" -O2 -Wall -Wextra -static -o "$tmp" "$here/berth-shim.c" 2>/dev/null || "$cc" -O2 -Wall -Wextra -o "$tmp" "$here/berth-shim.c"
 mv -f "$tmp" "$out"
