@@ -147,7 +147,8 @@ export class NatsLeaseContender implements MasterContender {
         case 'fenced': if (now() - this.fencedAt >= this.ttl) { this.seenRev = -1; this.set('standby'); } break;
       }
     } catch (e) {
-      this.o.log?.debug({ err: (e as Error).message, state: this.state }, 'leader lease round failed');
+      if (this.state === 'leading') this.o.log?.warn({ err: (e as Error).message, sinceOkMs: Math.round(now() - this.okSentAt) }, 'lease renewal failed');
+      else this.o.log?.debug({ err: (e as Error).message, state: this.state }, 'leader lease round failed');
     } finally {
       this.busy = false;
     }
