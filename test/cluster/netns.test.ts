@@ -27,7 +27,7 @@ rootTest('root: chaos: the leading master partitioned from NATS fences itself be
     const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
     const masterArgs = (h: { addr: string }): string[] => ['master', ...natsArgs, '--host', h.addr, '--port', '5050', '--replicas', '3', '--lease-ttl', '3000', '--insecure'];
     const m1 = procs.berth('m1', masterArgs(mh[0]!), {}, ['ip', 'netns', 'exec', mh[0]!.ns]);
-    await m1.waitFor(/berth master at .*leading/, 60_000);
+    await m1.waitFor(/"msg":"leading"/, 60_000);
     const m2 = procs.berth('m2', masterArgs(mh[1]!), {}, ['ip', 'netns', 'exec', mh[1]!.ns]);
     await m2.waitFor(/berth master at .*standby/, 60_000);
     await until('m1 leads its first term', () => logTimes(m1, /"msg":"leading"/).length > 0, 60_000);

@@ -40,7 +40,7 @@ rootTest('root: chaos: a partitioned agent becomes unreachable (UNREACHABLE / LO
     nats = await NatsCluster.start({ nodes: 1, dir: path.join(dir, 'nats'), hosts: [nh.addr], netns: [nh.ns] });
     const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
     const m = procs.berth('master', ['master', ...natsArgs, '--host', mh.addr, '--port', '5050', '--insecure', '--agent-ping-interval', '500', '--allocation-interval', '200'], {}, ['ip', 'netns', 'exec', mh.ns]);
-    await m.waitFor(/berth master at .*leading/, 60_000);
+    await m.waitFor(/"msg":"leading"/, 60_000);
     const masterUrl = `http://${mh.addr}:5050`;
     agent = procs.berth('agent', ['agent', ...natsArgs, '--host', ah.addr, '--port', '0', '--insecure', '--containerizer', 'posix', '--cleanup-on-exit',
       '--work-dir', path.join(dir, 'agent'), '--resources', 'cpus:2;mem:1024'], {}, ['ip', 'netns', 'exec', ah.ns]);
