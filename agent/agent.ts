@@ -222,8 +222,12 @@ export class Agent {
     this.sum.close();
     if (opts.killTasks && this.containerizerImpl) {
       // Terminal updates of the killed tasks are checkpointed before stop returns (sent by the next run).
+      // Every flag is set in this tick: a task not yet handed to the containerizer sees it and is
+      // not launched; one whose container is being created is destroyed once it exists (destroying
+      // it earlier finds nothing, and its processes and cgroup would outlive the agent).
       await Promise.all([...this.lifecycle.tasks.values()].map(async (t) => {
         t.killRequested ??= { graceMs: 0 };
+        await t.launched;
         await this.containerizer.destroy(t.containerId, 0).catch(() => undefined);
         await t.exitHandled;
       }));

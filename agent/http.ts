@@ -113,12 +113,20 @@ async function handle(view: AgentHttpView, req: IncomingMessage, res: ServerResp
   const authorizer = auth?.authorizer ?? allowAll;
   const may: ViewFilter = (action, user) => authorizer.authorized(who.principal, action, user);
   /** access_sandboxes, decided before anything below the sandbox is opened. */
+  // The refusal is the same whether the task exists, whose it is or what user it runs as: a
+  // principal learns nothing about sandboxes it may not access (not even that a task id exists).
   const checkSandbox = (): void => {
-    const sandbox = view.files.sandboxFor(q.get('path') ?? undefined, q.get('task_id') ?? undefined);
-    const user = view.sandboxUser(sandbox);
-    if (!authorizer.authorized(who.principal, 'access_sandboxes', user)) {
-      throw new BerthError('FORBIDDEN', `principal '${who.principal ?? '(none)'}' may not access sandboxes of user '${user ?? '(unknown)'}'`);
+    let sandbox: string | undefined;
+    let missing: unknown;
+    try { sandbox = view.files.sandboxFor(q.get('path') ?? undefined, q.get('task_id') ?? undefined); } catch (e) {
+      if (!(e instanceof BerthError) || e.code !== 'NOT_FOUND') throw e;
+      missing = e;
     }
+    const user = sandbox === undefined ? undefined : view.sandboxUser(sandbox);
+    if (!authorizer.authorized(who.principal, 'access_sandboxes', user)) {
+      throw new BerthError('FORBIDDEN', `principal '${who.principal ?? '(none)'}' may not access sandboxes of this task's user`);
+    }
+    if (missing) throw missing;
   };
   try {
     switch (url.pathname) {

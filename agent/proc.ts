@@ -9,7 +9,7 @@
  * after the moment the caller cares about.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 
 export interface ProcStat {
   pid: number;
@@ -45,11 +45,22 @@ export function parseStat(text: string): ProcStat | undefined {
   };
 }
 
+/**
+ * One buffer for every stat read: a stat line is a few hundred bytes (comm is at most 64), and
+ * readFileSync's fstat and fresh buffer per file were half of a whole-table scan's cost.
+ */
+const statBuf = Buffer.allocUnsafe(4096);
+
 export function readStat(pid: number): ProcStat | undefined {
+  let fd: number;
+  try { fd = openSync(`/proc/${pid}/stat`, 'r'); } catch { return undefined; }
   try {
-    return parseStat(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+    const n = readSync(fd, statBuf, 0, statBuf.length, 0);
+    return parseStat(statBuf.toString('latin1', 0, n));
   } catch {
     return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

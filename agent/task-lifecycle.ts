@@ -60,6 +60,8 @@ export interface TaskEntry {
   completionTimer?: TimerHandle;
   /** Settles once the container's end has been handled (terminal update queued). */
   exitHandled?: Promise<void>;
+  /** Settles (never rejects) once the containerizer's launch of this task settled, either way. */
+  launched?: Promise<unknown>;
   /** Aborted when the task is killed during launch (preStart) and when it ends (postRunning). */
   abort: AbortController;
   /** Sandbox usage at the last disk check (bytes), for /monitor/statistics. */
@@ -175,7 +177,9 @@ export class TaskLifecycle {
     }
     let record: ContainerRecord;
     try {
-      record = await this.cz.launch(spec);
+      const launching = this.cz.launch(spec);
+      entry.launched = launching.catch(() => undefined);
+      record = await launching;
     } catch (e) {
       await starting;
       const cause = hookError(e);

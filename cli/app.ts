@@ -26,17 +26,17 @@ export async function runMarathonCli(opts: MarathonCliOptions): Promise<void> {
 }
 
 /** Starts Marathon beside `berth up`'s master (the one call up.ts makes); returns its URL and a stop. */
-export async function startMarathonForUp(masterUrl: string, workDir: string, port = 8080): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startMarathonForUp(masterUrl: string, workDir: string, port = 8080, role = '*'): Promise<{ url: string; stop: () => Promise<void> }> {
   const { startMarathon } = await import('../frameworks/marathon/main.js');
   // Beside its own master Marathon uses the native transport (one WebSocket, protobuf frames):
   // an acknowledgement per status update costs a frame, not an HTTP request.
   const master = masterUrl.replace(/^http:\/\//, 'berth://');
   let m;
   try {
-    m = await startMarathon({ master, workDir, port });
+    m = await startMarathon({ master, workDir, port, role });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0) throw e;
-    m = await startMarathon({ master, workDir, port: 0 });
+    m = await startMarathon({ master, workDir, port: 0, role });
   }
   return { url: m.url, stop: () => m.stop() };
 }

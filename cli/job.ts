@@ -286,10 +286,10 @@ export function registerBatchCommand(program: Command): void {
  * process, so the framework and the master use both cores). The API listens on 8090 when the
  * master has its default port, on any free port otherwise; the child prints its URL.
  */
-export function upBatch(masterAddr: string, workDir: string, masterPort: number): { stop(): Promise<void> } {
+export function upBatch(masterAddr: string, workDir: string, masterPort: number, role = '*'): { stop(): Promise<void> } {
   const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
   const child: ChildProcess = spawn(process.execPath, [cli, 'batch', '--master', `berth://${masterAddr}`, '--work-dir', path.join(workDir, 'batch'),
-    '--port', masterPort === 5050 ? '8090' : '0'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    '--port', masterPort === 5050 ? '8090' : '0', '--role', role], { stdio: ['ignore', 'inherit', 'inherit'] });
   return {
     stop: () => new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }

@@ -14,6 +14,22 @@ import { printState } from './state.js';
 import { addNatsFlags, natsOptions } from './cluster.js';
 import { registerBatchCommand, registerJobCommands } from './job.js';
 import { registerAppCommands } from './app.js';
+import { parseWeights } from '../master/weights.js';
+import { roleError } from '../master/validation.js';
+
+/** Mesos' `--weights role=w,…`, failing with the flag named. */
+function weightsArg(v: string): Record<string, number> {
+  try { return parseWeights(v, '--weights'); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+}
+
+/** A role name by Mesos' rules, failing with the flag named. */
+function roleArg(name: string) {
+  return (v: string): string => {
+    const err = roleError(name, v);
+    if (err) throw new InvalidArgumentError(err);
+    return v;
+  };
+}
 
 function intArg(name: string, min = 0, max = 65535) {
   return (v: string): number => {
@@ -37,10 +53,20 @@ securityOptions(program.command('up'))
   .option('--credential <file>', 'the agents\' credential (principal and secret), when agents must authenticate')
   .option('--no-marathon', 'do not start the Marathon service framework')
   .option('--marathon-port <port>', 'Marathon REST API port (default 8080, or any free port with --port 0)', intArg('--marathon-port'))
+  .option('--batch-role <role>', 'role the batch framework subscribes with', roleArg('--batch-role'), 'batch')
+  .option('--marathon-role <role>', 'role the Marathon service framework subscribes with', roleArg('--marathon-role'), 'marathon')
+  .option('--weights <list>', "role weights, e.g. 'marathon=2,batch=1': under contention a role gets shares in proportion (default 1 each)", weightsArg)
+  .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
+  .option('--agent-resources <text>', "declare each agent's resources instead of splitting the host, e.g. 'cpus:8;mem:16384' (ports default to the agent's slice)")
   .option('--cluster <n>', 'highly available: an N-node NATS cluster and N masters on consecutive ports from --port (needs nats-server)', intArg('--cluster', 1, 7))
-  .action(async (opts) => {
-    if (opts.cluster) { const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return; }
-    await runUp({ ...opts, security: securityFlags(opts), credential: opts.credential });
+  .action(async (opts, cmd: Command) => {
+    if (opts.cluster) {
+      // Refused rather than ignored: cluster mode starts its masters and frameworks its own way.
+      const unsupported = ['weights', 'batchRole', 'marathonRole', 'allocationInterval', 'agentResources'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (unsupported.length) throw new Error(`--cluster does not take ${unsupported.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} yet`);
+      const { runUpCluster } = await import('./up-cluster.js'); await runUpCluster(opts); return;
+    }
+    await runUp({ ...opts, allocationIntervalMs: opts.allocationInterval, security: securityFlags(opts), credential: opts.credential });
   });
 
 /** Mesos' security flags in Berth's spelling, shared by `berth master` and `berth up`. */
@@ -75,6 +101,7 @@ addNatsFlags(securityOptions(program.command('master'))
   .option('--work-dir <dir>', 'registry directory', '.berth')
   .option('--offer-timeout <seconds>', 'rescind offers not answered within this time (0 = never)', intArg('--offer-timeout', 0, 86400), 0)
   .option('--allocation-interval <ms>', 'allocation interval', intArg('--allocation-interval', 1, 600000), 1000)
+  .option('--weights <list>', "role weights, e.g. 'services=2,batch=1': roles are ordered by dominant share / weight (default 1 each)", weightsArg)
   .option('--registry-max-agent-age <seconds>', 'forget agents unreachable for longer than this', intArg('--registry-max-agent-age', 60, 10 * 365 * 86400), 14 * 86400)
   .option('--registry-max-agent-count <n>', 'remember at most this many unreachable agents', intArg('--registry-max-agent-count', 1, 10_000_000), 100_000)
   .option('--replicas <n>', 'cluster mode: replicas of the KV registry and leader buckets (3 on a 3-node NATS cluster)', intArg('--replicas', 1, 5), 1)
@@ -86,6 +113,7 @@ addNatsFlags(securityOptions(program.command('master'))
     const common = {
       port: opts.port, host: opts.host, advertiseHost: opts.advertiseHost,
       offerTimeoutMs: opts.offerTimeout * 1000, allocationIntervalMs: opts.allocationInterval,
+      ...(opts.weights ? { weights: opts.weights as Record<string, number> } : {}),
       agentReregisterTimeoutMs: opts.agentReregisterTimeout, agentPingIntervalMs: opts.agentPingInterval,
       registryMaxAgentAgeMs: opts.registryMaxAgentAge * 1000, registryMaxAgentCount: opts.registryMaxAgentCount,
     };

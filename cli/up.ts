@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { logger } from '../proto/log.js';
 import { DEFAULT_PORTS, detectResources } from '../agent/resources.js';
 import { upBatch } from './job.js';
+import { Resources } from '../proto/resources.js';
+import { BerthError } from '../proto/errors.js';
 
 export interface UpOptions {
   agents: number;
@@ -28,6 +30,14 @@ export interface UpOptions {
   /** false: do not start the Marathon service framework (`--no-marathon`). */
   marathon?: boolean;
   marathonPort?: number;
+  /** Roles of the bundled frameworks (each its own by default, so weights can tell them apart). */
+  batchRole?: string;
+  marathonRole?: string;
+  /** Master role weights (Mesos --weights). */
+  weights?: Record<string, number>;
+  allocationIntervalMs?: number;
+  /** Each agent's declared resources instead of an equal split of the host (ports: the agent's slice unless given). */
+  agentResources?: string;
 }
 
 /** The master's --credentials / --authenticate-http-readonly / --acls, as agent flags. */
@@ -59,6 +69,17 @@ export function splitHost(n: number, workDir: string): string[] {
 }
 
 /**
+ * `--agent-resources`: the same declared resources for every agent (e.g. more cpus than the host
+ * has, for many short commands), checked here so a typo fails `berth up` instead of every agent.
+ * Agents on one host must not offer the same ports, so each keeps its own slice unless ports are given.
+ */
+export function declared(text: string, split: string[]): string[] {
+  try { Resources.parse(text); } catch (e) { throw new BerthError('INVALID', `--agent-resources: ${(e as Error).message}`); }
+  if (/(^|;)\s*ports\s*(\(|:)/.test(text)) return split.map(() => text);
+  return split.map((s) => `${text.replace(/;\s*$/, '')};${/ports:\[[^\]]*\]/.exec(s)![0]}`);
+}
+
+/**
  * Each agent of `berth up` gets its own pool of 65,536-id blocks for its root containers
  * (one block per running root task), all below 2^31 so no tool meets a negative uid: up to
  * 4,096 blocks each (16,376 would fit for 2 agents), fewer when there are many agents. A pool
@@ -71,11 +92,15 @@ export async function runUp(opts: UpOptions): Promise<void> {
   const log = logger('up');
   const workDir = path.resolve(opts.workDir);
   mkdirSync(workDir, { recursive: true });
+  // Checked before anything starts: a bad --agent-resources leaves nothing running.
+  const shares = opts.agentResources ? declared(opts.agentResources, splitHost(opts.agents, workDir)) : splitHost(opts.agents, workDir);
   const { startMaster } = await import('../master/main.js');
-  const m = await startMaster({ workDir, port: opts.port, host: opts.host, ...opts.security });
+  const m = await startMaster({
+    workDir, port: opts.port, host: opts.host, ...opts.security,
+    ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.allocationIntervalMs ? { allocationIntervalMs: opts.allocationIntervalMs } : {}),
+  });
   const masterAddr = `${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${m.port}`;
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-  const shares = splitHost(opts.agents, workDir);
   let stopping = false;
   const USERNS_POOL_SIZE = userNsPoolSize(opts.agents);
   const agents = Array.from({ length: opts.agents }, (_, i) => new AgentProcess(i, () => [
@@ -88,9 +113,9 @@ export async function runUp(opts: UpOptions): Promise<void> {
     '--userns-uid-range', `${USERNS_POOL_START + i * USERNS_POOL_SIZE}:${USERNS_POOL_SIZE}`,
   ], log, () => stopping));
   for (const a of agents) a.start();
-  const batch = opts.batch === false ? undefined : upBatch(masterAddr, workDir, opts.port);
-  const marathon = opts.marathon === false ? undefined : await (await import('./app.js')).startMarathonForUp(m.url, path.join(workDir, 'marathon'), opts.marathonPort ?? (opts.port === 0 ? 0 : 8080));
-  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n${marathon ? `  marathon: ${marathon.url}   (berth app list --marathon ${marathon.url})\n` : ''}  stop:   Ctrl-C\n\n`);
+  const batch = opts.batch === false ? undefined : upBatch(masterAddr, workDir, opts.port, opts.batchRole ?? 'batch');
+  const marathon = opts.marathon === false ? undefined : await (await import('./app.js')).startMarathonForUp(m.url, path.join(workDir, 'marathon'), opts.marathonPort ?? (opts.port === 0 ? 0 : 8080), opts.marathonRole ?? 'marathon');
+  process.stderr.write(`\nberth is up: master ${m.url} with ${opts.agents} agent(s)\n  state:  berth state --master ${m.url}   (or open ${m.url}/state)\n${marathon ? `  marathon: ${marathon.url}   (berth app list --marathon ${marathon.url})\n` : ''}${batch || marathon ? `  roles:  ${[marathon ? `marathon in '${opts.marathonRole ?? 'marathon'}'` : '', batch ? `batch in '${opts.batchRole ?? 'batch'}'` : ''].filter(Boolean).join(', ')}; weights ${opts.weights ? Object.entries(opts.weights).map(([r, w]) => `${r}=${w}`).join(',') : 'all 1'} (GET ${m.url}/roles)\n` : ''}  stop:   Ctrl-C\n\n`);
 
   const stop = async (): Promise<void> => {
     if (stopping) return;

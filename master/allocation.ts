@@ -65,6 +65,9 @@ export class AllocationLoop {
   private scheduleTick(): void {
     if (this.ctx.stopped) return;
     this.timer = this.ctx.clock.setTimeout(() => {
+      // Interval runs counted apart from triggered ones: "within N allocation intervals" is
+      // measured in these, on the master's own clock and event loop.
+      this.ctx.counters.allocationTicks++;
       this.runNow();
       this.scheduleTick();
     }, this.ctx.opts.allocationIntervalMs);

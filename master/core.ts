@@ -59,6 +59,12 @@ export interface MasterOptions {
   allocationRecoveryFactor?: number;
   /** …or this long passed (default 10 s). */
   allocationRecoveryTimeoutMs?: number;
+  /**
+   * Role weights (Mesos --weights): roles are ordered by dominant share / weight, so under
+   * contention a role of weight 2 settles at twice the share of a role of weight 1. Roles not
+   * named weigh 1. Ignored when `allocator` is given (it carries its own).
+   */
+  weights?: Record<string, number>;
 }
 
 /** Bounds on what any one principal (or anyone, for the globals) can make the master hold. */
@@ -100,7 +106,7 @@ export function newCounters() {
     tasksDropped: 0, tasksUnreachable: 0, tasksGone: 0,
     offersSent: 0, offersDeclined: 0, offersRescinded: 0, offersAccepted: 0,
     statusUpdates: 0, invalidStatusUpdates: 0, acknowledgements: 0, callsInvalid: 0, callsUnauthorized: 0,
-    allocationRuns: 0, lastAllocationMs: 0, allocationMsTotal: 0,
+    allocationRuns: 0, allocationTicks: 0, lastAllocationMs: 0, allocationMsTotal: 0,
     agentsRemoved: 0, agentsUnreachable: 0, frameworksRemoved: 0,
     /** Explicit reconciliations left unanswered because the task's agent has not re-registered yet. */
     reconcileDeferred: 0,

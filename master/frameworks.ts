@@ -15,6 +15,7 @@ import { LRUCache } from 'lru-cache';
 import { BerthError } from '../proto/errors.js';
 import { Resources } from '../proto/resources.js';
 import { AGENT_PROTOCOL_VERSION, type Call, type FrameworkInfo } from '../proto/types.js';
+import { rememberRemoved } from './registry/types.js';
 import type { Clock, TimerHandle } from '../proto/clock.js';
 import type { MasterContext } from './core.js';
 import {
@@ -261,7 +262,7 @@ export class Frameworks {
     if (!this.byId.has(fw.id)) return;
     // Out of the map first, so nothing else acts on it while the removal is written.
     this.byId.delete(fw.id);
-    this.removedIds.add(fw.id);
+    rememberRemoved(this.removedIds, fw.id);
     ctx.clock.clearTimeout(fw.failoverTimer);
     ctx.clock.clearTimeout(fw.heartbeatTimer);
     fw.status = 'DISCONNECTED';

@@ -42,6 +42,7 @@ import { Tasks } from './tasks.js';
 import { AllocationLoop } from './allocation.js';
 import { MASTER_VERSION, StateView, type Viewer } from './state-view.js';
 import { validateCall } from './validation.js';
+import { validateWeights } from './weights.js';
 import { attachAgentConn, attachFrameworkConn } from './native/adapter.js';
 import type { AgentView, CompletedFramework, FrameworkRec, FrameworkSink, FrameworkView, OfferView, TaskView } from './records.js';
 
@@ -83,7 +84,9 @@ export class Master {
     };
     this.clock = options.clock ?? new RealClock();
     this.registry = options.registry ?? new MemoryRegistry();
-    this.allocator = options.allocator ?? new HierarchicalAllocator();
+    // Bad weights fail the start with the role named, before anything is accepted.
+    if (options.weights) validateWeights(options.weights);
+    this.allocator = options.allocator ?? new HierarchicalAllocator({ ...(options.weights ? { weights: options.weights } : {}) });
     this.log = options.log ?? makeLogger('master');
     this.counters = newCounters();
     // The parts reference each other through the context; it is complete before any is used.

@@ -247,6 +247,19 @@ export function validateTask(task: TaskInfo, ctx: TaskContext): string | undefin
   return undefined;
 }
 
+/**
+ * Mesos' role name rules: not empty, at most 255 bytes, '*' alone or '/'-separated parts that are
+ * not '.', '..' or '*', do not start with '-' and hold no whitespace or control characters.
+ */
+export function roleError(field: string, role: string): string | undefined {
+  if (role === '') return `${field}: a role must not be empty`;
+  if (Buffer.byteLength(role) > 255) return `${field}: role '${role.slice(0, 32)}…' is longer than 255 bytes`;
+  if (role !== '*' && (role.startsWith('/') || role.endsWith('/') || role.includes('//') || role.split('/').some((p) => p === '.' || p === '..' || p === '*' || p.startsWith('-') || /[\s\u0000-\u001f\u007f]/.test(p)))) {
+    return `${field}: invalid role '${role}'`;
+  }
+  return undefined;
+}
+
 /** Roles a framework subscribes with (MULTI_ROLE `roles`, else the deprecated `role`). */
 export function frameworkRoles(info: FrameworkInfo): string[] {
   const multi = info.capabilities?.some((c) => c.type === 'MULTI_ROLE');
@@ -274,11 +287,8 @@ export function validateFrameworkInfo(info: FrameworkInfo, limits: FrameworkLimi
   if (roles.length > limits.rolesPerFramework) throw new BerthError('INVALID', `${field}.roles has ${roles.length} roles (at most ${limits.rolesPerFramework})`);
   if (new Set(roles).size !== roles.length) throw new BerthError('INVALID', `${field}.roles has duplicates`);
   for (const role of roles) {
-    if (role === '') throw new BerthError('INVALID', `${field}.roles: a role must not be empty`);
-    if (Buffer.byteLength(role) > 255) throw new BerthError('INVALID', `${field}.roles: role '${role.slice(0, 32)}…' is longer than 255 bytes`);
-    if (role !== '*' && (role.startsWith('/') || role.endsWith('/') || role.includes('//') || role.split('/').some((p) => p === '.' || p === '..' || p === '*' || p.startsWith('-') || /[\s\u0000-\u001f\u007f]/.test(p)))) {
-      throw new BerthError('INVALID', `${field}.roles: invalid role '${role}'`);
-    }
+    const err = roleError(`${field}.roles`, role);
+    if (err) throw new BerthError('INVALID', err);
   }
   if (info.failover_timeout !== undefined && (!Number.isFinite(info.failover_timeout) || info.failover_timeout < 0)) {
     throw new BerthError('INVALID', `${field}.failover_timeout must be a non-negative number of seconds`);

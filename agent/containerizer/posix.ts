@@ -477,7 +477,7 @@ export class PosixContainerizer implements Containerizer {
     if (sweep && c.clean) return;
     for (let round = 0; ; round++) {
       // Window: long enough that scans cost ≤ ~5 % of a core however many processes the host has.
-      const lazyMs = sweep ? Math.min(250, Math.max(SWEEP_COALESCE_MS, 20 * this.procs.lastScanMs)) : 0;
+      const lazyMs = sweep ? Math.min(250, Math.max(SWEEP_COALESCE_MS, SCAN_BUDGET_FACTOR * this.procs.lastScanMs)) : 0;
       const snap = await this.procs.snapshot(undefined, lazyMs);
       const live = this.targets(c, snap);
       if (live.length === 0) {
@@ -526,12 +526,19 @@ export class PosixContainerizer implements Containerizer {
     return s;
   }
 
+  /**
+   * Memory sampling reads every process's /proc stat (a session's members cannot be listed any
+   * other way here), which costs with the host's process count, not ours: ~1 s with 1,600
+   * processes on this 2-core VM, a third of a busy agent's time at a 1 s period. So the period
+   * stretches to 20× the last scan's duration (a scan costs ≤ ~5 % of a core on any host); the
+   * linux containerizer enforces memory with cgroups instead.
+   */
   private ensureSampler(): void {
     if (this.closed || this.sampleTimer) return;
     this.sampleTimer = this.clock.setTimeout(() => {
       this.sampleTimer = undefined;
       void this.sample().finally(() => { if (this.anyLive()) this.ensureSampler(); });
-    }, this.sampleMs);
+    }, Math.max(this.sampleMs, SCAN_BUDGET_FACTOR * this.procs.lastScanMs));
   }
 
   /**
@@ -577,6 +584,8 @@ export class PosixContainerizer implements Containerizer {
   }
 }
 
+/** Periodic /proc scans wait at least this many times the last scan's duration (≤ ~5 % of a core). */
+const SCAN_BUDGET_FACTOR = 20;
 /** How long the post-exit sweep may wait to share a /proc scan with other exits. */
 const SWEEP_COALESCE_MS = 20;
 

@@ -1,7 +1,7 @@
 /**
  * Operator endpoints in Mesos's shapes where they overlap with Berth:
  * `/state` (+ `/master/state`, `/state.json`), `/tasks`, `/frameworks`,
- * `/slaves`, `/metrics/snapshot` (Mesos metric names) and `/metrics`
+ * `/slaves`, `/roles`, `/weights`, `/metrics/snapshot` (Mesos metric names) and `/metrics`
  * (the same numbers as Prometheus text).
  *
  * Everything here is a read-only view computed from the master's public
@@ -9,10 +9,11 @@
  * and the master's hot path pays nothing for these endpoints.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TaskState } from '../../proto/types.js';
+import { isTerminal, type TaskState } from '../../proto/types.js';
 import type { Master } from '../master.js';
 import { principalOf, readBody, sendJson, type MasterHttpServer } from './server.js';
 import type { SchedulerApi } from './api.js';
+import { weightOf } from '../weights.js';
 
 type Json = Record<string, unknown>;
 
@@ -36,6 +37,52 @@ export function mesosState(master: Master, principal?: string): Json {
 }
 
 function asList(v: unknown): Json[] { return Array.isArray(v) ? (v as Json[]) : []; }
+
+/**
+ * Mesos' /roles: every role that has a weight or a framework the viewer may see, with its weight,
+ * those frameworks, its dominant share as the allocator's role sorter holds it, and scalars as
+ * Mesos names them: `allocated` (live tasks), `offered` (outstanding offers) and `resources`
+ * (both: what counts in DRF, where an offered resource is allocated from the moment it is offered).
+ */
+export function rolesView(master: Master, principal?: string): { roles: Json[] } {
+  type Sums = { allocated: Record<string, number>; offered: Record<string, number>; resources: Record<string, number> };
+  const s = master.view.state({ principal });
+  const weights = master.opts.weights ?? {};
+  const zero = (): Record<string, number> => ({ cpus: 0, mem: 0, disk: 0, gpus: 0 });
+  const roles = new Map<string, { frameworks: string[] } & Sums>();
+  const entry = (name: string): { frameworks: string[] } & Sums => {
+    let e = roles.get(name);
+    if (!e) roles.set(name, (e = { frameworks: [], allocated: zero(), offered: zero(), resources: zero() }));
+    return e;
+  };
+  const add = (into: Record<string, number>, r: unknown): void => {
+    for (const [k, v] of Object.entries((r ?? {}) as Record<string, unknown>)) if (typeof v === 'number') into[k] = Math.round(((into[k] ?? 0) + v) * 1000) / 1000;
+  };
+  for (const role of Object.keys(weights)) entry(role);
+  for (const f of asList(s.frameworks)) {
+    for (const role of (f.roles as string[] | undefined) ?? []) entry(role).frameworks.push(String(f.id));
+    for (const t of asList(f.tasks)) {
+      // As /state's used_resources: live tasks only (terminal ones awaiting acknowledgement hold nothing).
+      if (typeof t.role !== 'string' || isTerminal(t.state as TaskState) || t.state === 'TASK_UNREACHABLE') continue;
+      const e = entry(t.role);
+      add(e.allocated, t.resources);
+      add(e.resources, t.resources);
+    }
+    for (const o of asList(f.offers)) {
+      const role = (o.allocation_info as { role?: string } | undefined)?.role;
+      if (!role) continue;
+      const e = entry(role);
+      add(e.offered, o.resources);
+      add(e.resources, o.resources);
+    }
+  }
+  return {
+    roles: [...roles.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, e]) => ({
+      name, weight: weightOf(weights, name), frameworks: e.frameworks, resources: e.resources, allocated: e.allocated, offered: e.offered,
+      dominant_share: master.allocator.roleShare(name),
+    })),
+  };
+}
 
 /** All tasks (live, unreachable and completed) in Mesos's task JSON, from /state's frameworks. */
 function allTasks(state: Json): Json[] {
@@ -122,6 +169,7 @@ export function metricsSnapshot(master: Master, api?: SchedulerApi): Record<stri
     'master/disk_total': r3(diskTotal), 'master/disk_used': r3(diskUsed), 'master/disk_percent': pct(diskUsed, diskTotal),
     'master/gpus_total': r3(gpusTotal), 'master/gpus_used': r3(gpusUsed), 'master/gpus_percent': pct(gpusUsed, gpusTotal),
     'allocator/mesos/allocation_runs': c.allocationRuns,
+    'allocator/berth/allocation_interval_runs': c.allocationTicks,
     'allocator/mesos/allocation_run_ms': c.lastAllocationMs,
     'allocator/mesos/allocation_run_ms/count': c.allocationRuns,
     'allocator/mesos/allocation_run_ms/mean': c.allocationRuns > 0 ? c.allocationMsTotal / c.allocationRuns : 0,
@@ -139,7 +187,7 @@ export function prometheusText(metrics: Record<string, number>): string {
   const lines: string[] = [];
   for (const [name, value] of Object.entries(metrics)) {
     const prom = `mesos_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`;
-    const counter = /(_finished|_failed|_killed|_lost|_error|_dropped|_gone|_removals|_removed|messages_|offers_sent|offers_accepted|offers_declined|offers_rescinded|invalid_|allocation_runs|\/count|responses_)/.test(name);
+    const counter = /(_finished|_failed|_killed|_lost|_error|_dropped|_gone|_removals|_removed|messages_|offers_sent|offers_accepted|offers_declined|offers_rescinded|invalid_|allocation_runs|allocation_interval_runs|\/count|responses_)/.test(name);
     lines.push(`# TYPE ${prom} ${counter ? 'counter' : 'gauge'}`);
     lines.push(`${prom} ${Number.isFinite(value) ? value : 0}`);
   }
@@ -190,6 +238,14 @@ export function installOperatorRoutes(server: MasterHttpServer, api?: SchedulerA
   });
   server.route('/slaves', slaves);
   server.route('/master/slaves', slaves);
+
+  const roles = getOnly((req, res) => sendJson(res, 200, rolesView(master, principalOf(req))));
+  server.route('/roles', roles);
+  server.route('/master/roles', roles);
+  // Mesos' GET /weights: the configured weights (roles not listed weigh 1).
+  const weights = getOnly((_req, res) => sendJson(res, 200, Object.entries(master.opts.weights ?? {}).map(([role, weight]) => ({ role, weight }))));
+  server.route('/weights', weights);
+  server.route('/master/weights', weights);
 
   const snapshot = getOnly((_req, res) => sendJson(res, 200, metricsSnapshot(master, api)));
   server.route('/metrics/snapshot', snapshot);

@@ -28,7 +28,7 @@ import path from 'node:path';
 import { BerthError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
 import type { AgentInfo, FrameworkInfo } from '../../proto/types.js';
-import { apply, emptyState, registryEventError, type Registry, type RegistryEvent, type RegistryState } from './types.js';
+import { apply, emptyState, rememberRemoved, registryEventError, type Registry, type RegistryEvent, type RegistryState } from './types.js';
 import { immediateScheduler, type DeferredScheduler } from '../scheduler.js';
 
 export interface FileRegistryOptions {
@@ -149,7 +149,7 @@ export class FileRegistry implements Registry {
     s.starts = snap.starts;
     for (const [id, info] of snap.agents) s.agents.set(id, info);
     for (const [id, info] of snap.frameworks) s.frameworks.set(id, info);
-    for (const id of snap.removed_frameworks) s.removedFrameworks.add(id);
+    for (const id of snap.removed_frameworks) rememberRemoved(s.removedFrameworks, id);
     for (const [id, at] of snap.unreachable) s.unreachable!.set(id, at);
     this.seq = snap.seq;
     this.lastLoad.fromSnapshot = true;

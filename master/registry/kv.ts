@@ -29,7 +29,7 @@ import { BerthError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
 import { openBucket, readAll } from '../../proto/transport/nats.js';
 import type { AgentInfo, FrameworkInfo } from '../../proto/types.js';
-import type { Registry, RegistryEvent, RegistryState } from './types.js';
+import { rememberRemoved, type Registry, type RegistryEvent, type RegistryState } from './types.js';
 
 export const MAX_QUEUED = 100_000;
 const BATCH = 512;
@@ -60,7 +60,7 @@ function applyEntry(s: RegistryState, bucket: string, key: string, v: EntryValue
       if (v.unreachable_at !== undefined) s.unreachable!.set(v.id, v.unreachable_at);
       break;
     case 'frameworks': s.frameworks.set(v.id, v.info as FrameworkInfo); break;
-    case 'removed': s.removedFrameworks.add(v.id); break;
+    case 'removed': rememberRemoved(s.removedFrameworks, v.id); break;
     default: throw new BerthError('IO', `registry bucket ${bucket}: unknown key ${key}`);
   }
 }

@@ -24,7 +24,11 @@ export type RegistryEvent =
 export interface RegistryState {
   agents: Map<string, AgentInfo>;
   frameworks: Map<string, FrameworkInfo>;
-  /** Ids ever removed, so a removed framework cannot come back under its old id. */
+  /**
+   * Ids removed, so a removed framework cannot come back under its old id: the newest
+   * MAX_REMOVED_FRAMEWORKS of them (insertion order; the oldest is forgotten first, as Mesos
+   * bounds its registry's removed agents), so years of short-lived frameworks cannot grow it.
+   */
   removedFrameworks: Set<string>;
   starts: number;
   /** Agents marked unreachable, and when (ms); they stay in `agents` until removed. */
@@ -37,6 +41,16 @@ export interface Registry {
   /** Appends durably; resolves once the event would survive a crash. */
   append(ev: RegistryEvent): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How many removed framework ids the registry remembers. */
+export const MAX_REMOVED_FRAMEWORKS = 100_000;
+
+/** Records a removed framework id, forgetting the oldest beyond the bound. */
+export function rememberRemoved(removed: Set<string>, id: string, max = MAX_REMOVED_FRAMEWORKS): void {
+  removed.delete(id);
+  removed.add(id);
+  while (removed.size > max) removed.delete(removed.values().next().value as string);
 }
 
 export function emptyState(): RegistryState {
@@ -53,7 +67,7 @@ export function apply(s: RegistryState, ev: RegistryEvent): void {
     case 'agent_removed': s.agents.delete(ev.agent_id); unreachable.delete(ev.agent_id); break;
     case 'framework_added':
     case 'framework_updated': s.frameworks.set(ev.framework_id, ev.info); break;
-    case 'framework_removed': s.frameworks.delete(ev.framework_id); s.removedFrameworks.add(ev.framework_id); break;
+    case 'framework_removed': s.frameworks.delete(ev.framework_id); rememberRemoved(s.removedFrameworks, ev.framework_id); break;
   }
 }
 

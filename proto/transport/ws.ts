@@ -74,7 +74,25 @@ class WsConn<In, Out> implements Conn<In, Out> {
       this.fireClose(`1008 send backlog of ${backlog} bytes exceeds ${this.maxBacklog}: the peer stopped reading`);
       return;
     }
+    this.corkUntilNextTick();
     this.ws.send(this.enc(msg), { binary: true });
+  }
+
+  /**
+   * Frames sent in one tick leave in one write: the socket stays corked until the next tick, so a
+   * burst (an agent's status updates, the master's offers and updates) costs one writev syscall,
+   * not one per frame (those writes were a fifth of a busy agent's CPU). Latency is unchanged: the
+   * uncork runs before any I/O of the next loop turn.
+   */
+  private corked = false;
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    // ws keeps its net.Socket private; without it (never in practice) frames are simply written one by one.
+    const sock = (this.ws as unknown as { _socket?: Duplex })._socket;
+    if (!sock) return;
+    this.corked = true;
+    sock.cork();
+    process.nextTick(() => { this.corked = false; sock.uncork(); });
   }
   close(reason = 'closed'): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, reason.slice(0, 120));

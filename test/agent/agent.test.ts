@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FRAMEWORK, commandTask, waitFor } from './fake-master.js';
 import { pidAlive, sessionAlive, startHarness, type Harness } from './harness.js';
-import { scanProc } from '../../agent/proc.js';
+import { readCmdline, scanProc } from '../../agent/proc.js';
+
+const readCmd = (pid: number): string => readCmdline(pid).join(' ');
 
 async function withAgent(fn: (h: Harness) => Promise<void>, opts: Parameters<typeof startHarness>[0] = {}): Promise<void> {
   const h = await startHarness(opts);
@@ -94,6 +96,21 @@ test('a kill for an unknown task is answered TASK_LOST; a duplicate launch is ig
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(h.master.uniqueStates('dup'), ['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
 }));
+
+test('stopping the agent with killTasks while launches are in flight leaves no task process behind', async () => {
+  const h = await startHarness();
+  try {
+    await waitFor(() => h.agent.state === 'running', 'agent registered');
+    for (let i = 0; i < 20; i++) h.master.launch(commandTask(`s${i}`, `sleep 300 # stop-race-${process.pid}`));
+    // Some launches are still being checkpointed, some containers are starting: stop now.
+    await waitFor(() => h.master.states('s0').includes('TASK_STARTING'), 'first launch under way');
+    await h.agent.stop({ killTasks: true });
+    const left = [...scanProc().byPid.values()].filter((p) => p.state !== 'Z' && readCmd(p.pid).includes(`stop-race-${process.pid}`));
+    assert.equal(left.map((p) => p.pid), [], 'no sleep of ours outlives the stop');
+  } finally {
+    await h.cleanup();
+  }
+});
 
 test('kill leaves no process behind, including a double-forked child', () => withAgent(async (h) => {
   // The grandchild is reparented away from the task (double fork) but stays in its session.

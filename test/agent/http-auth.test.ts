@@ -79,7 +79,15 @@ test('access_sandboxes: a principal reads the sandbox of a task whose user its A
       assert.is(r.status, 403, path);
       assert.not.match(r.text, /hello-from-a/);
       assert.match(r.text, /may not access sandboxes/);
+      assert.not.match(r.text, new RegExp(`'${me}'`), 'the refusal does not name the other tenant\'s user');
     }
+    // Nor does it tell a task that exists from one that does not: both are the same 403.
+    const ghost = await get(h, '/files/read?task_id=no-such-task&path=stdout', bob);
+    const real = await get(h, '/files/read?task_id=a-task&path=stdout', bob);
+    assert.is(ghost.status, 403);
+    assert.equal(ghost.body, real.body);
+    // Alice (who may read her tenant's sandboxes) learns that a task is missing only when her ACL covers unknown users.
+    assert.is((await get(h, '/files/read?task_id=no-such-task&path=stdout', alice)).status, 403);
 
     // view_tasks: bob's /state and /monitor/statistics list no task of alice's tenant; alice's do.
     const aliceState = (await get(h, '/state', alice)).body as { tasks: { id: string }[] };

@@ -7,46 +7,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runManyTasks } from '../../frameworks/examples/many-tasks.js';
 import { connect, task } from '../../frameworks/sdk/index.js';
+import { startBerthUp, type BerthUp } from '../helpers/berth-up.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/main.js');
 const run = promisify(execFile);
 
-let up: ChildProcess | undefined;
+let up: BerthUp | undefined;
 let dir = '';
 let url = '';
-
-async function startUp(): Promise<string> {
-  dir = mkdtempSync(path.join(tmpdir(), 'berth-up-'));
-  up = spawn(process.execPath, [cli, 'up', '--port', '0', '--work-dir', dir], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'warn' },
-  });
-  let err = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`berth up did not come up:\n${err}`)), 30_000);
-    up!.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /berth is up: master (http:\/\/\S+)/.exec(err);
-      if (m) { clearTimeout(t); resolve(m[1]!); }
-    });
-    up!.once('exit', (code) => { clearTimeout(t); reject(new Error(`berth up exited ${code}:\n${err}`)); });
-  });
-}
-
-async function agentsRegistered(n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const s = (await (await fetch(`${url}/state`)).json()) as { slaves: unknown[] };
-    if (s.slaves.length >= n) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('agents did not register');
-}
 
 function stdoutFiles(root: string): string[] {
   const out: string[] = [];
@@ -62,19 +36,12 @@ function stdoutFiles(root: string): string[] {
 }
 
 test.before(async () => {
-  url = await startUp();
-  await agentsRegistered(2);
+  up = await startBerthUp({ agents: 2 });
+  dir = up.dir;
+  url = up.master;
 });
 
-test.after(async () => {
-  if (up && up.exitCode === null) {
-    const exited = new Promise((r) => up!.once('exit', r));
-    up.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-    if (up.exitCode === null) up.kill('SIGKILL');
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+test.after(async () => { await up?.stop(); });
 
 test('berth state shows the two agents of berth up with their resources', async () => {
   const { stdout } = await run(process.execPath, [cli, 'state', '--master', url]);

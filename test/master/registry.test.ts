@@ -4,6 +4,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileRegistry } from '../../master/registry/file.js';
+import { apply, emptyState, MAX_REMOVED_FRAMEWORKS, rememberRemoved } from '../../master/registry/types.js';
 import type { Logger } from '../../proto/log.js';
 
 function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
@@ -106,3 +107,18 @@ test('compaction: a snapshot plus a short tail gives the same state as the whole
 }));
 
 test.run();
+
+test('the removed-framework ids the registry remembers are bounded: the oldest are forgotten first, a re-removed id counts as new', () => {
+  const removed = new Set<string>();
+  for (let i = 0; i < 10; i++) rememberRemoved(removed, `f${i}`, 4);
+  assert.equal([...removed], ['f6', 'f7', 'f8', 'f9']);
+  rememberRemoved(removed, 'f6', 4);
+  rememberRemoved(removed, 'f10', 4);
+  assert.equal([...removed], ['f8', 'f9', 'f6', 'f10']);
+  // Replay applies the same bound as live removal.
+  const s = emptyState();
+  for (let i = 0; i < MAX_REMOVED_FRAMEWORKS + 3; i++) apply(s, { type: 'framework_removed', framework_id: `x${i}`, at: i });
+  assert.is(s.removedFrameworks.size, MAX_REMOVED_FRAMEWORKS);
+  assert.not.ok(s.removedFrameworks.has('x2'));
+  assert.ok(s.removedFrameworks.has(`x${MAX_REMOVED_FRAMEWORKS + 2}`));
+});

@@ -146,6 +146,34 @@ t('a gang that cannot fit holds offers only for the bounded time, then releases 
   assert.is(gang!.running, 0, 'the gang never half-started');
 });
 
+t('an offer it cannot use is declined at once with a short filter (none is held); idle it suppresses, new work revives', async () => {
+  e = await env({ agents: 1, resources: 'cpus:4;mem:4096', script: holdScript });
+  const fw = e.batch.framework;
+  const calls: { call: string; refuse?: number }[] = [];
+  const spy = fw as unknown as Record<'decline' | 'suppress' | 'revive', (...a: unknown[]) => Promise<void>>;
+  for (const name of ['decline', 'suppress', 'revive'] as const) {
+    const orig = spy[name].bind(fw);
+    spy[name] = (...a: unknown[]) => { calls.push({ call: name, ...(name === 'decline' ? { refuse: a[1] as number } : {}) }); return orig(...a); };
+  }
+  // At its parallelism the job can use nothing more: the rest of the agent is declined whenever offered.
+  const [capped] = await e.batch.engine.submit([{ id: 'capped', cmd: 'sleep 100', cpus: 0.1, mem: 32, completions: 50, parallelism: 2 }]);
+  await until(() => capped!.running === 2, 5000, '2 running');
+  await until(() => calls.some((c) => c.call === 'decline'), 5000, 'the unusable rest to be offered again and declined');
+  const refusals = calls.filter((c) => c.call === 'decline').map((c) => c.refuse);
+  assert.ok(refusals.every((s) => s !== undefined && s <= 1), `declined with a short filter while work waits (${JSON.stringify(refusals)})`);
+  const outstanding = (): number => [...e!.master.offers.values()].filter((o) => o.frameworkId === fw.frameworkId).length;
+  await until(() => outstanding() === 0, 5000, 'no offer held by the batch framework');
+  assert.is(capped!.running, 2, 'still at its parallelism');
+  // Nothing pending once cancelled: it suppresses.
+  await e.batch.engine.cancel('capped');
+  await until(() => capped!.terminal && calls.some((c) => c.call === 'suppress'), 5000, 'suppress once idle');
+  // New work revives it and runs.
+  const before = calls.filter((c) => c.call === 'revive').length;
+  const [next] = await e.batch.engine.submit([{ id: 'next', cmd: 'sleep 100', cpus: 0.1, mem: 32 }]);
+  await until(() => next!.running === 1, 5000, 'the new job to run');
+  assert.ok(calls.filter((c) => c.call === 'revive').length > before, 'revived for new work');
+});
+
 t('queue caps bound running tasks whatever the share', async () => {
   e = await env({ script: holdScript });
   await e.batch.engine.setQueue('capped', { weight: 10, maxTasks: 3 });
