@@ -75,6 +75,9 @@ function applyEntry(s: RegistryState, bucket: string, key: string, v: EntryValue
  * replaying from the start, so the copy is rebuilt from what follows. snapshot(seq) answers only
  * once maxRev >= seq, so it never returns less than the stream held when the caller looked.
  */
+/** How often a short registry read (see load) is retried, 250 ms apart. */
+const READ_ATTEMPTS = 40;
+
 export class KvRegistryMirror {
   private readonly entries = new Map<string, EntryValue | null>();
   private maxRev = 0;
@@ -181,7 +184,10 @@ export class KvRegistry implements Registry {
     const jsm = await this.nc.jetstreamManager({ timeout: 5_000 });
     // The CAS base is read BEFORE the keys: a write that lands in between makes our first write fail
     // (and the master retry its start), instead of being silently missed.
-    const lastSeq = (await jsm.streams.info(this.stream)).state.last_seq;
+    const info = await jsm.streams.info(this.stream);
+    const lastSeq = info.state.last_seq;
+    // With history 1 every stored message is the current entry of one key (a delete marker too).
+    const stored = info.state.messages;
     let s: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0, unreachable: new Map() };
     let maxRev = 0;
     let tombstones = 0;
@@ -190,11 +196,25 @@ export class KvRegistry implements Registry {
     if (warm) {
       ({ state: s, maxRev, tombstones } = warm);
     } else {
-      await readAll(this.kv, (e) => {
-        maxRev = Math.max(maxRev, e.revision);
-        if (e.operation !== 'PUT') { tombstones++; return; }
-        applyEntry(s, this.bucket, e.key, e.json<EntryValue>());
-      });
+      // The stream info above comes from the stream's leader; the watch's consumer may be served
+      // by a replica still catching up (a node that just rejoined), which delivers a consistent
+      // but short view: acknowledged writes missing. So a read that delivered fewer entries
+      // than the leader stores is read again until it is whole (or the load fails, loudly).
+      for (let attempt = 0; ; attempt++) {
+        const fresh: RegistryState = { agents: new Map(), frameworks: new Map(), removedFrameworks: new Set(), starts: 0, unreachable: new Map() };
+        let got = 0; let rev = 0; let tomb = 0;
+        await readAll(this.kv, (e) => {
+          if (e.revision > lastSeq) { rev = Math.max(rev, e.revision); return; }
+          got++;
+          rev = Math.max(rev, e.revision);
+          if (e.operation !== 'PUT') { tomb++; return; }
+          applyEntry(fresh, this.bucket, e.key, e.json<EntryValue>());
+        });
+        if (got >= stored || rev > lastSeq) { s = fresh; maxRev = rev; tombstones = tomb; break; }
+        if (attempt >= READ_ATTEMPTS) throw new BerthError('IO', `registry ${this.bucket}: read ${got} of the ${stored} entries its stream leader stores, ${READ_ATTEMPTS + 1} times (a replica not catching up?)`);
+        this.o.log?.warn({ got, stored, attempt }, 'registry read short (a replica catching up served it): reading again');
+        await new Promise((r) => setTimeout(r, 250));
+      }
     }
     const tRead = performance.now();
     for (const id of s.removedFrameworks) s.frameworks.delete(id);
