@@ -66,13 +66,13 @@ export async function runUpCluster(opts: UpOptions & { cluster: number }): Promi
     child(`agent-${i}`, ['agent', ...natsArgs, '--work-dir', path.join(workDir, `agent-${i}`), '--port', '0',
       '--resources', shares[i]!, '--attributes', `agent:${i}`, '--containerizer', opts.containerizer, '--cleanup-on-exit']);
   }
-  // Both bundled frameworks follow the leader through NATS and keep their state in NATS KV
+  // Both bundled frameworks run in their own roles, as on one machine (`marathon`, `batch`), follow the leader through NATS and keep their state in NATS KV
   // (replicated like the registry): kill one and start it anywhere with the same --nats.
   const fwPort = (def: number, given?: number): string => String(given ?? (opts.port === 0 ? 0 : def));
   const marathonUrl = opts.marathon === false ? undefined : await started('marathon', ['marathon', ...natsArgs, '--replicas', replicas,
-    '--work-dir', path.join(workDir, 'marathon'), '--port', fwPort(8080, opts.marathonPort)], /berth marathon at (\S+)/);
+    '--work-dir', path.join(workDir, 'marathon'), '--port', fwPort(8080, opts.marathonPort), '--role', 'marathon'], /berth marathon at (\S+)/);
   const batchUrl = opts.batch === false ? undefined : await started('batch', ['batch', ...natsArgs, '--replicas', replicas,
-    '--work-dir', path.join(workDir, 'batch'), '--port', fwPort(8090)], /batch API at (\S+)/);
+    '--work-dir', path.join(workDir, 'batch'), '--port', fwPort(8090), '--role', 'batch'], /batch API at (\S+)/);
   const masters = children.filter((c) => c.tag.startsWith('master')).map((c, i) => `    ${urls[i]}  (pid ${c.proc.pid})`).join('\n');
   process.stderr.write(`\nberth is up (cluster of ${n}): masters\n${masters}\n  NATS: ${nats.urls.join(' ')}\n  agents: ${opts.agents}, with --nats\n` +
     `  state:  berth state --master ${urls[0]}   (any master: it names the leader and standbys)\n` +
