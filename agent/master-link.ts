@@ -9,6 +9,10 @@
  *  - A master silent for 5 ping intervals (or not answering Register within the
  *    registration timeout) is treated as gone: the link is closed and redialed.
  *  - Redials back off exponentially with jitter, reset by a successful registration.
+ *  - A dialer that knows the leader (NATS) reports each newly elected one: then the link
+ *    redials within LEADER_CHANGE_JITTER_MS (a random delay, so thousands of agents do not
+ *    arrive in the same millisecond) instead of waiting out a backoff that grew while no
+ *    master led, and the backoff starts over.
  */
 import { backoffDelay, type Clock, type TimerHandle } from '../proto/clock.js';
 import type { Logger } from '../proto/log.js';
@@ -29,6 +33,13 @@ export type AgentState =
   | 'terminating';
 
 export type Registration = Pick<AgentToMaster, 'register' | 'reregister'>;
+
+/** Longest random delay before redialing a newly elected leader. */
+export const LEADER_CHANGE_JITTER_MS = 250;
+
+/** A dialer that can tell when a new leader is elected (proto/transport/nats.ts NatsDialer). */
+interface LeaderAwareDialer extends Dialer { onLeaderChange(cb: () => void): () => void }
+const leaderAware = (d: Dialer): d is LeaderAwareDialer => typeof (d as Partial<LeaderAwareDialer>).onLeaderChange === 'function';
 export type Registered = NonNullable<MasterToAgent['registered']>;
 
 export interface MasterLinkOptions {
@@ -55,9 +66,21 @@ export class MasterLink {
   private silenceMs: number;
   private readonly listeners: ((s: AgentState) => void)[] = [];
   masterId: string | undefined;
+  /** Set when a new leader was elected: the next redial is prompt (jitter only). */
+  private leaderChanged = false;
+  private offLeader: (() => void) | undefined;
 
   constructor(private readonly opts: MasterLinkOptions) {
     this.silenceMs = opts.registrationTimeoutMs ?? 10_000;
+    if (leaderAware(opts.dialer)) this.offLeader = opts.dialer.onLeaderChange(() => this.onNewLeader());
+  }
+
+  /** A new leader: redial it soon, whatever the backoff had grown to. */
+  private onNewLeader(): void {
+    if (this.current === 'terminating' || this.current === 'recovering') return;
+    this.leaderChanged = true;
+    // Waiting out a backoff: cut it short. (A live link is closed by the dialer; onClose redials.)
+    if (this.current === 'disconnected' && this.redialTimer) this.scheduleRedial('a new leader was elected');
   }
 
   get state(): AgentState { return this.current; }
@@ -80,6 +103,7 @@ export class MasterLink {
 
   stop(): void {
     this.enter('terminating');
+    this.offLeader?.();
     this.opts.clock.clearTimeout(this.redialTimer);
     this.opts.clock.clearTimeout(this.silenceTimer);
     this.conn?.close('agent stopping');
@@ -120,7 +144,14 @@ export class MasterLink {
   private scheduleRedial(why: string): void {
     if (this.current === 'terminating') return;
     this.enter('disconnected');
-    const delay = backoffDelay(this.redialAttempt++, this.opts.redialBaseMs ?? 1000, this.opts.redialMaxMs ?? 30_000);
+    let delay: number;
+    if (this.leaderChanged) {
+      this.leaderChanged = false;
+      this.redialAttempt = 0;
+      delay = Math.round(Math.random() * LEADER_CHANGE_JITTER_MS);
+    } else {
+      delay = backoffDelay(this.redialAttempt++, this.opts.redialBaseMs ?? 1000, this.opts.redialMaxMs ?? 30_000);
+    }
     this.opts.log.info({ why, delayMs: delay, attempt: this.redialAttempt }, 'Redialing the master');
     this.opts.clock.clearTimeout(this.redialTimer);
     this.redialTimer = this.opts.clock.setTimeout(() => { this.redialTimer = undefined; void this.dial(); }, delay);

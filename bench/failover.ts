@@ -39,6 +39,9 @@ function arg(args: string[], name: string, def: string): string {
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 }
 
+/** Why dials failed (message → count), printed after each run. */
+const dialErrors = new Map<string, number>();
+
 /** One simulated agent: registers, answers pings, and on every new session re-registers with its tasks. */
 class SimAgent {
   id = '';
@@ -56,7 +59,9 @@ class SimAgent {
       try {
         this.dials++;
         c = await this.dialer.dialAgent();
-      } catch {
+      } catch (e) {
+        const why = String((e as Error).message).replace(/[0-9a-f]{8,}|\d{4,}-\S+/gi, '…').slice(0, 90);
+        dialErrors.set(why, (dialErrors.get(why) ?? 0) + 1);
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
         continue;
       }
@@ -110,7 +115,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 function startMaster(natsUrls: string[], tag: string): { proc: ChildProcess; ready: Promise<string> } {
-  const proc = spawn(process.execPath, [CLI, 'master', ...natsUrls.flatMap((u) => ['--nats', u]), '--port', '0', '--replicas', '3', '--lease-ttl', String(LEASE_TTL_MS), '--agent-reregister-timeout', '600000'], {
+  // BERTH_BENCH_MASTER_PROF=DIR: each master writes a V8 CPU profile there when it exits (the surviving one is stopped with SIGTERM).
+  const prof = process.env.BERTH_BENCH_MASTER_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BERTH_BENCH_MASTER_PROF] : [];
+  const proc = spawn(process.execPath, [...prof, CLI, 'master', ...natsUrls.flatMap((u) => ['--nats', u]), '--port', '0', '--replicas', '3', '--lease-ttl', String(LEASE_TTL_MS), '--agent-reregister-timeout', '600000'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: process.env.BERTH_BENCH_MASTER_LOG ?? 'error' },
   });
   children.add(proc);
@@ -158,6 +165,8 @@ async function failoverRun(nats: NatsCluster, agents: number, tasksPer: number):
   const missing = sims.filter((s) => s.registeredAt === before.get(s)).length;
   const allBackMs = Math.max(...sims.map((s) => s.registeredAt)) - killedAt;
   const back = sims.map((s) => s.registeredAt - killedAt).sort((a, b) => a - b);
+  for (const [why, n] of dialErrors) progress(`dial failed ${n}×: ${why}`);
+  dialErrors.clear();
   progress(`re-registered after SIGKILL: p10 ${Math.round(percentile(back, 10))} p50 ${Math.round(percentile(back, 50))} p90 ${Math.round(percentile(back, 90))} max ${Math.round(back[back.length - 1]!)} ms; redials ${sims.reduce((a, s) => a + s.dials, 0)}`);
   const params = { agents, tasks: agents * tasksPer, lease_ttl_ms: LEASE_TTL_MS, nats_nodes: 3, replicas: 3, missing, target_ms: agents >= 10_000 ? 2000 : undefined };
   emit({ name: 'failover.new_leader_ms', value: Math.round(newLeaderAt - killedAt), unit: 'ms', baseline: LEASE_TTL_MS, params });
@@ -165,7 +174,11 @@ async function failoverRun(nats: NatsCluster, agents: number, tasksPer: number):
   for (const s of sims) s.stop();
   await detector.close();
   await nc.close();
-  m2.proc.kill('SIGKILL');
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => m2.proc.kill('SIGKILL'), 10_000);
+    m2.proc.once('exit', () => { clearTimeout(t); resolve(); });
+    m2.proc.kill('SIGTERM');
+  });
 }
 
 async function registryRun(nats: NatsCluster, writes: number): Promise<void> {

@@ -3,10 +3,16 @@
  * (master/allocator/hierarchical.ts) against agent count — 1k, 5k, 10k, 20k,
  * 50k and 100k agents (cpus 24, mem 4096) × 1,000 frameworks in one role.
  *
- *  - scale.cycle.full.<N>: allocate()+commit() of a cycle that offers every
- *    agent (nothing outstanding before it); median of reps, everything
- *    returned between reps. Baseline: Mesos 1.8's full cycle, ~1.1 s at 10k
- *    agents (the issue's figure), scaled linearly in agents.
+ *  - scale.cycle.full.<N>: one full cycle that offers every agent (nothing
+ *    outstanding before it) through `cycle()` — decide and commit in one pass,
+ *    each offer handed to a sink (here: stored in preallocated arrays, so the
+ *    bench can return it) — median of reps, everything returned between reps.
+ *    Baseline: Mesos 1.8's full cycle, ~1.1 s at 10k agents (the issue's
+ *    figure), scaled linearly in agents.
+ *  - scale.cycle.full_cpu.<N>: the same cycles' CPU time (the machine is shared).
+ *  - scale.cycle.full_plan.<N>: the same full cycle through allocate() + commit()
+ *    (the pure plan, then its commit — what master/allocation.ts runs); its
+ *    baseline is the `cycle()` figure of the same run.
  *  - scale.cycle.incremental.<N>: one agent's resources changed (one of its
  *    offers declined, refuse 0) and the cycle runs over that agent only (the
  *    master's allocation candidates); median of reps. Baseline: the full cycle
@@ -32,7 +38,7 @@ const num = (args: string[], name: string, d: number): number => {
   return Number.isInteger(v) && v > 0 ? v : d;
 };
 
-export interface ScalePoint { agents: number; full: number[]; fullCpu: number[]; incremental: number[] }
+export interface ScalePoint { agents: number; full: number[]; fullCpu: number[]; fullPlan: number[]; incremental: number[] }
 
 export function measure(agents: number, frameworks: number, fullReps: number, incReps: number): ScalePoint {
   const a = new HierarchicalAllocator({ seed: 1 });
@@ -42,36 +48,54 @@ export function measure(agents: number, frameworks: number, fullReps: number, in
   for (let i = 0; i < agents; i++) { const id = `agent-${String(i).padStart(6, '0')}`; ids.push(id); a.addAgent(id, total); }
   const full: number[] = [];
   const fullCpu: number[] = [];
-  let plan: OfferPlan = [];
+  const fullPlan: number[] = [];
+  // The sink's storage, allocated once: the bench returns every offer between reps.
+  const fws: string[] = new Array<string>(agents).fill('');
+  const ags: string[] = new Array<string>(agents).fill('');
+  const roles: string[] = new Array<string>(agents).fill('');
+  const res: Resources[] = new Array<Resources>(agents).fill(Resources.EMPTY);
+  let k = 0;
+  const sink = (f: string, ag: string, role: string, r: Resources): void => { fws[k] = f; ags[k] = ag; roles[k] = role; res[k] = r; k++; };
+  const giveBack = (now: number): void => { for (let i = 0; i < k; i++) a.recoverResources(fws[i]!, ags[i]!, roles[i]!, res[i]!, 0, now); };
   for (let r = 0; r < fullReps + 1; r++) {
+    k = 0;
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    plan = a.allocate(r * 1000);
-    a.commit(plan);
+    a.cycle(r * 1000, undefined, sink);
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);
-    if (r > 0) fullCpu.push((c.user + c.system) / 1000);
-    if (plan.length !== agents) throw new Error(`full cycle offered ${plan.length} agents, expected ${agents}`);
-    if (r > 0) full.push(ms); // the first is warm-up
-    if (r < fullReps) for (const o of plan) a.recoverResources(o.frameworkId, o.agentId, o.role, o.resources, 0, r * 1000);
+    if (k !== agents) throw new Error(`full cycle offered ${k} agents, expected ${agents}`);
+    if (r > 0) { full.push(ms); fullCpu.push((c.user + c.system) / 1000); } // the first is warm-up
+    giveBack(r * 1000);
+    // The same cycle as a plan and its commit, interleaved so both see the same machine load.
+    const t1 = performance.now();
+    const plan = a.allocate(r * 1000 + 500);
+    a.commit(plan);
+    if (r > 0) fullPlan.push(performance.now() - t1);
+    if (plan.length !== agents) throw new Error(`full plan offered ${plan.length} agents, expected ${agents}`);
+    for (const o of plan) a.recoverResources(o.frameworkId, o.agentId, o.role, o.resources, 0, r * 1000 + 500);
   }
+  k = 0;
+  a.cycle((fullReps + 1) * 1000, undefined, sink);
+  const plan: OfferPlan = [];
+  for (let i = 0; i < k; i++) plan.push({ frameworkId: fws[i]!, agentId: ags[i]!, role: roles[i]!, resources: res[i]! });
   // Every agent is offered now. Each rep returns one agent's offer and re-runs the cycle for it alone.
   const incremental: number[] = [];
-  const now = (fullReps + 1) * 1000;
+  const now = (fullReps + 2) * 1000;
   const byAgent = new Map(plan.map((o) => [o.agentId, o]));
   for (let r = 0; r < incReps + 5; r++) {
     const id = ids[(r * 7919) % agents]!;
     const o = byAgent.get(id)!;
     a.recoverResources(o.frameworkId, o.agentId, o.role, o.resources, 0, now);
     const t0 = performance.now();
-    const p = a.allocate(now, [id]);
-    a.commit(p);
+    k = 0;
+    a.cycle(now, [id], sink);
     const ms = performance.now() - t0;
-    if (p.length !== 1) throw new Error(`incremental cycle offered ${p.length} agents, expected 1`);
-    byAgent.set(id, p[0]!);
+    if (k !== 1) throw new Error(`incremental cycle offered ${k} agents, expected 1`);
+    byAgent.set(id, { frameworkId: fws[0]!, agentId: ags[0]!, role: roles[0]!, resources: res[0]! });
     if (r >= 5) incremental.push(ms);
   }
-  return { agents, full, fullCpu, incremental };
+  return { agents, full, fullCpu, fullPlan, incremental };
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -86,6 +110,7 @@ export async function run(args: string[]): Promise<void> {
     const params = { agents: n, frameworks, reps: p.full.length, min: Math.min(...p.full), max: Math.max(...p.full) };
     emit({ name: `scale.cycle.full.${n}`, value: full, unit: 'ms', baseline: MESOS_1_8_MS_PER_10K * (n / 10_000), params: { ...params, baseline_is: 'Mesos 1.8 ~1.1 s at 10k agents, linear', target_ms_at_100k: 100 } });
     emit({ name: `scale.cycle.full_cpu.${n}`, value: median(p.fullCpu), unit: 'ms', baseline: full, params: { agents: n, frameworks, baseline_is: 'wall time of the same cycles (the machine is shared)' } });
+    emit({ name: `scale.cycle.full_plan.${n}`, value: median(p.fullPlan), unit: 'ms', baseline: full, params: { agents: n, frameworks, reps: p.fullPlan.length, min: Math.min(...p.fullPlan), max: Math.max(...p.fullPlan), baseline_is: 'cycle() (decide+commit in one pass) at the same size, same run' } });
     emit({ name: `scale.cycle.incremental.${n}`, value: inc, unit: 'ms', baseline: full, params: { agents: n, frameworks, reps: p.incremental.length, min: Math.min(...p.incremental), max: Math.max(...p.incremental), p99: p.incremental.sort((x, y) => x - y)[Math.floor(p.incremental.length * 0.99)], baseline_is: 'full cycle at the same size, same run', target_ms: 1 } });
   }
 }

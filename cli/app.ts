@@ -6,14 +6,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { natsOptions, type NatsFlags } from './cluster.js';
 
 const DEFAULT_URL = process.env['BERTH_MARATHON'] ?? 'http://127.0.0.1:8080';
 
-export interface MarathonCliOptions { master: string; port: number; host: string; workDir: string; frameworkName: string; role: string }
+export interface MarathonCliOptions extends NatsFlags { master: string; port: number; host: string; workDir: string; frameworkName: string; role: string; replicas?: number }
 
 export async function runMarathonCli(opts: MarathonCliOptions): Promise<void> {
   const { startMarathon } = await import('../frameworks/marathon/main.js');
-  const m = await startMarathon({ master: opts.master, port: opts.port, host: opts.host, workDir: opts.workDir, frameworkName: opts.frameworkName, role: opts.role });
+  const nats = natsOptions(opts, 'berth-marathon');
+  const m = await startMarathon({
+    master: opts.master, port: opts.port, host: opts.host, workDir: opts.workDir, frameworkName: opts.frameworkName, role: opts.role,
+    ...(nats ? { cluster: { nats, prefix: opts.natsPrefix, replicas: opts.replicas } } : {}),
+  });
   process.stderr.write(`berth marathon at ${m.url} (framework ${m.frameworkId})\n`);
   const stop = (): void => { void m.stop().then(() => process.exit(0)); };
   process.once('SIGINT', stop);

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
+import { addNatsFlags, natsOptions, type NatsFlags } from './cluster.js';
 
 const DEFAULT_API = process.env.BERTH_BATCH ?? 'http://127.0.0.1:8090';
 
@@ -254,8 +255,9 @@ export function registerJobCommands(program: Command): void {
 }
 
 export function registerBatchCommand(program: Command): void {
-  program.command('batch')
-    .description('run the batch framework (jobs, queues, DAGs, cron, gangs) with its REST API')
+  addNatsFlags(program.command('batch'))
+    .description('run the batch framework (jobs, queues, DAGs, cron, gangs) with its REST API (with --nats: follows the leading master, jobs in NATS KV)')
+    .option('--replicas <n>', 'cluster mode: replicas of the job store bucket (3 on a 3-node NATS cluster)', num('--replicas'), 1)
     .option('--master <url>', 'master: berth://host:port (native) or http://host:port', 'berth://127.0.0.1:5050')
     .option('--port <port>', 'API port (0 = any free port)', num('--port'), 8090)
     .option('--host <host>', 'API address to bind', '127.0.0.1')
@@ -263,10 +265,12 @@ export function registerBatchCommand(program: Command): void {
     .option('--role <role>', 'role to subscribe with', '*')
     .option('--queues <list>', "queues to create: 'name:weight,…'")
     .option('--gang-hold <ms>', 'longest a gang holds offers waiting for the rest', num('--gang-hold'), 10_000)
-    .action(async (o: { master: string; port: number; host: string; workDir: string; role: string; queues?: string; gangHold: number }) => {
+    .action(async (o: NatsFlags & { master: string; port: number; host: string; workDir: string; role: string; queues?: string; gangHold: number; replicas: number }) => {
       const { startBatch } = await import('../frameworks/batch/service.js');
       const { parseQueuesFlag } = await import('../frameworks/batch/queues.js');
+      const nats = natsOptions(o, 'berth-batch');
       const b = await startBatch({
+        ...(nats ? { cluster: { nats, prefix: o.natsPrefix, replicas: o.replicas } } : {}),
         master: o.master, port: o.port, host: o.host, workDir: o.workDir, role: o.role, gangHoldMs: o.gangHold,
         ...(o.queues ? { queues: parseQueuesFlag(o.queues) } : {}),
       });

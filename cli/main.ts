@@ -106,6 +106,7 @@ addNatsFlags(securityOptions(program.command('master'))
   .option('--registry-max-agent-count <n>', 'remember at most this many unreachable agents', intArg('--registry-max-agent-count', 1, 10_000_000), 100_000)
   .option('--replicas <n>', 'cluster mode: replicas of the KV registry and leader buckets (3 on a 3-node NATS cluster)', intArg('--replicas', 1, 5), 1)
   .option('--lease-ttl <ms>', 'cluster mode: leader lease; a standby takes over this long after the last renewal', intArg('--lease-ttl', 200, 60000), 3000)
+  .option('--agent-ping-interval <ms>', 'ping agents this often; 3 unanswered pings in a row make an agent unreachable (Mesos --agent_ping_timeout)', intArg('--agent-ping-interval', 100, 600000), 5000)
   .option('--agent-reregister-timeout <ms>', 'agents known from the registry that do not come back within this time become unreachable', intArg('--agent-reregister-timeout', 1000, 86_400_000), 600_000))
   .action(async (opts) => {
     const nats = natsOptions(opts);
@@ -113,7 +114,7 @@ addNatsFlags(securityOptions(program.command('master'))
       port: opts.port, host: opts.host, advertiseHost: opts.advertiseHost,
       offerTimeoutMs: opts.offerTimeout * 1000, allocationIntervalMs: opts.allocationInterval,
       ...(opts.weights ? { weights: opts.weights as Record<string, number> } : {}),
-      agentReregisterTimeoutMs: opts.agentReregisterTimeout,
+      agentReregisterTimeoutMs: opts.agentReregisterTimeout, agentPingIntervalMs: opts.agentPingInterval,
       registryMaxAgentAgeMs: opts.registryMaxAgentAge * 1000, registryMaxAgentCount: opts.registryMaxAgentCount,
     };
     let stopFn: () => Promise<void>;
@@ -174,8 +175,9 @@ addNatsFlags(program.command('agent')
     await runAgentCli(opts);
   });
 
-program.command('marathon')
-  .description('run the Marathon-compatible service framework and its v2 REST API')
+addNatsFlags(program.command('marathon'))
+  .description('run the Marathon-compatible service framework and its v2 REST API (with --nats: follows the leading master, state in NATS KV)')
+  .option('--replicas <n>', 'cluster mode: replicas of the state bucket (3 on a 3-node NATS cluster)', intArg('--replicas', 1, 5), 1)
   .option('--master <url>', 'master URL (http://… Mesos HTTP API, berth://… native)', process.env.BERTH_MASTER ?? 'http://127.0.0.1:5050')
   .option('--port <port>', 'REST API port (0 = any free port)', intArg('--port'), 8080)
   .option('--host <host>', 'address the REST API binds', '127.0.0.1')

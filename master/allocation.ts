@@ -78,22 +78,27 @@ export class AllocationLoop {
     const ctx = this.ctx;
     if (this.holding()) return [];
     const t0 = performance.now();
-    const plan = ctx.allocator.allocate(ctx.clock.now(), agentIds);
-    ctx.allocator.commit(plan);
+    // One pass: the allocator decides and commits each offer and hands it here (its `cycle`,
+    // the same decisions as allocate() + commit() without the intermediate plan).
+    const plan: OfferPlan = [];
+    const stale: OfferPlan = [];
     const byFramework = new Map<string, Offer[]>();
-    for (const entry of plan) {
-      const fw = ctx.frameworks.get(entry.frameworkId);
-      const agent = ctx.agents.get(entry.agentId);
+    ctx.allocator.cycle(ctx.clock.now(), agentIds, (frameworkId, agentId, role, resources) => {
+      const entry = { frameworkId, agentId, role, resources };
+      const fw = ctx.frameworks.get(frameworkId);
+      const agent = ctx.agents.get(agentId);
       if (!fw || !agent || fw.status !== 'CONNECTED' || agent.status !== 'ACTIVE') {
-        // The allocator's view was stale: give the resources straight back.
-        ctx.allocator.recoverResources(entry.frameworkId, entry.agentId, entry.role, entry.resources);
-        continue;
+        // The allocator's view was stale: give the resources back once the cycle is over.
+        stale.push(entry);
+        return;
       }
-      const offer = ctx.offers.make(fw, agent, entry.role, entry.resources);
+      plan.push(entry);
+      const offer = ctx.offers.make(fw, agent, role, resources);
       let list = byFramework.get(fw.id);
       if (!list) byFramework.set(fw.id, (list = []));
       list.push(offer);
-    }
+    });
+    for (const e of stale) ctx.allocator.recoverResources(e.frameworkId, e.agentId, e.role, e.resources);
     for (const [fid, offers] of byFramework) {
       ctx.frameworks.get(fid)!.sink?.send({ type: 'OFFERS', offers: { offers } });
       ctx.counters.offersSent += offers.length;

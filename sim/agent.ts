@@ -29,7 +29,7 @@ import {
 export interface TaskStep { state: TaskState; afterMs: number; message?: string }
 
 /** The life of a launched task, or 'manual' (nothing automatic). */
-export type TaskScript = ((task: TaskInfo, frameworkId: string) => TaskStep[]) | 'manual';
+export type TaskScript = ((task: TaskInfo, frameworkId: string) => readonly TaskStep[]) | 'manual';
 
 export interface SimAgentOptions {
   dialer: Dialer;
@@ -62,14 +62,20 @@ export function defaultScript(task: TaskInfo): TaskStep[] {
   return [{ state: 'TASK_RUNNING', afterMs: 0 }, { state: 'TASK_FINISHED', afterMs: ms, message: 'Command exited with status 0' }];
 }
 
-/** Runs until killed. */
-export const holdScript = (): TaskStep[] => [{ state: 'TASK_RUNNING', afterMs: 0 }];
+const HOLD: TaskStep[] = [{ state: 'TASK_RUNNING', afterMs: 0 }];
+Object.freeze(HOLD[0]);
+Object.freeze(HOLD);
+/** Runs until killed. (One shared, frozen script: a million launches need not make a million arrays.) */
+export const holdScript = (): TaskStep[] => HOLD;
 
 export interface SimTask {
   frameworkId: string;
   info: TaskInfo;
   state: TaskState;
   timer?: TimerHandle;
+  /** The script still to play (dropped once played out) and the next step in it. */
+  steps?: readonly TaskStep[];
+  step?: number;
 }
 
 interface Unacked { frameworkId: string; status: TaskStatus; timer?: TimerHandle }
@@ -209,20 +215,33 @@ export class SimAgent {
     this.opts.observer?.launched(this, info, frameworkId);
     const script = this.opts.script ?? defaultScript;
     if (script === 'manual') return;
-    const steps = script(info, frameworkId);
-    const next = (i: number): void => {
-      const step = steps[i];
-      if (!step || this.stopped || isTerminal(t.state)) return;
-      const fire = (): void => {
-        t.timer = undefined;
-        if (this.stopped || isTerminal(t.state)) return;
-        this.updateTask(t, step.state, step.message);
-        next(i + 1);
-      };
-      // Zero delays run inline so a launch answers as fast as the wire allows.
-      if (step.afterMs <= 0) fire(); else t.timer = this.clock.setTimeout(fire, step.afterMs);
-    };
-    next(0);
+    t.steps = script(info, frameworkId);
+    t.step = 0;
+    this.play(t);
+  }
+
+  /**
+   * Plays `t`'s script from its next step: zero delays inline (so a launch answers
+   * as fast as the wire allows), a positive delay by one timer. Stops at the end,
+   * on a terminal state, or when the agent stops. No closure per zero-delay step.
+   */
+  private play(t: SimTask): void {
+    for (;;) {
+      const step = t.steps?.[t.step!];
+      if (!step || this.stopped || isTerminal(t.state)) { t.steps = undefined; return; }
+      if (step.afterMs > 0) {
+        t.timer = this.clock.setTimeout(() => {
+          t.timer = undefined;
+          if (this.stopped || isTerminal(t.state)) return;
+          t.step!++;
+          this.updateTask(t, step.state, step.message);
+          this.play(t);
+        }, step.afterMs);
+        return;
+      }
+      t.step!++;
+      this.updateTask(t, step.state, step.message);
+    }
   }
 
   private kill(frameworkId: string, taskId: string): void {

@@ -12,7 +12,7 @@
  * what they cannot use with a 1 s filter, and suppress when their queue is
  * empty. A task's pending time runs from its arrival to its launch on an agent.
  */
-import { connect, Placer, type Framework, type Offer, type Placement, type TaskInfo } from '../../frameworks/sdk/index.js';
+import { connect, Placer, type Framework, type Offer, type Placement, type PlacerOptions, type TaskInfo } from '../../frameworks/sdk/index.js';
 import { Master } from '../../master/master.js';
 import { HierarchicalAllocator } from '../../master/allocator/hierarchical.js';
 import { MemoryRegistry } from '../../master/registry/types.js';
@@ -42,7 +42,7 @@ const CLASSES: TaskClass[] = ['batch', 'service'];
  */
 const DECLINE_REFUSE_S = 30;
 
-interface FwState { fw: Framework; queue: number[]; suppressed: boolean }
+interface FwState { fw: Framework; queue: number[]; suppressed: boolean; placerOpts: PlacerOptions }
 
 export async function runOfferPath(w: Workload, strategy: Strategy, machines: number, o: OfferRunOptions): Promise<RunMetrics | undefined> {
   const wall0 = performance.now();
@@ -92,7 +92,7 @@ export async function runOfferPath(w: Workload, strategy: Strategy, machines: nu
 
   // Scorers normalise by the agent's whole size (thousandths), not by what is left of the offer.
   const size = { cpus: Math.round(w.machine.cpus * 1000), mem: Math.round(w.machine.mem * 1000) };
-  const placerOpts = { scorers: strategy.scorers, capacity: () => size };
+  const placerOpts = (cls: TaskClass): PlacerOptions => ({ scorers: strategy.scorersFor?.[cls] ?? strategy.scorers, capacity: () => size });
   const window = o.window ?? 4096;
   const sizeKey = (i: number): number => {
     const t = tasks[i]!;
@@ -112,7 +112,7 @@ export async function runOfferPath(w: Workload, strategy: Strategy, machines: nu
       if (!st.suppressed) { st.suppressed = true; void st.fw.suppress().catch(() => undefined); }
       return;
     }
-    const placer = new Placer(offers, placerOpts);
+    const placer = new Placer(offers, st.placerOpts);
     const taskOf = new Map<Placement, number>();
     const q = st.queue;
     if (strategy.order === 'largest-first') {
@@ -147,7 +147,7 @@ export async function runOfferPath(w: Workload, strategy: Strategy, machines: nu
     const pending = connect({ master: net, framework: { name: cls, user: 'sim' }, clock, log: silentLogger, reconnect: false, suppressedRoles: ['*'] });
     await loop.settle();
     const fw = await pending;
-    const st: FwState = { fw, queue: [], suppressed: true };
+    const st: FwState = { fw, queue: [], suppressed: true, placerOpts: placerOpts(cls) };
     fw.on('offers', (offers) => place(st, offers));
     fws.set(cls, st);
   }

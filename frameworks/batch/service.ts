@@ -9,7 +9,8 @@
  */
 import path from 'node:path';
 import {
-  BerthError, connect, FileStore, findCredential, logger, RealClock, type Clock, type Dialer, type Framework, type Logger, type Store,
+  BerthError, connect, connectCluster, FileStore, findCredential, logger, RealClock,
+  type ClusterConnection, type ClusterOptions, type Clock, type Dialer, type Framework, type Logger, type Store,
 } from '../sdk/index.js';
 import { startApi, type ApiServer } from './api.js';
 import { Engine } from './engine.js';
@@ -17,8 +18,13 @@ import { Persist } from './persist.js';
 import type { QueueConfig } from './queues.js';
 
 export interface BatchOptions {
-  /** `berth://host:port` (native, fastest), `http://host:port`, or a Dialer. */
+  /** `berth://host:port` (native, fastest), `http://host:port`, or a Dialer (ignored with `cluster`). */
   master: string | Dialer;
+  /**
+   * Cluster mode: reach the leading master through NATS and keep the job store in a JetStream
+   * KV bucket (named after the framework), so a process restarted on any machine resumes it.
+   */
+  cluster?: ClusterOptions;
   /** Where the file store lives (ignored when `store` is given). */
   workDir?: string;
   store?: Store;
@@ -48,14 +54,16 @@ export interface RunningBatch {
 export async function startBatch(opts: BatchOptions): Promise<RunningBatch> {
   const log = opts.log ?? logger('batch');
   const clock = opts.clock ?? new RealClock();
-  const store = opts.store ?? await FileStore.open(path.join(opts.workDir ?? '.berth/batch', 'store'));
+  const cluster: ClusterConnection | undefined = opts.cluster ? await connectCluster({ log, ...opts.cluster }) : undefined;
+  const store = opts.store ?? (cluster ? await cluster.store(opts.name ?? 'berth-batch')
+    : await FileStore.open(path.join(opts.workDir ?? '.berth/batch', 'store')));
   const persist = new Persist(store);
   const engine = new Engine({ clock, log, persist, queues: opts.queues, gangHoldMs: opts.gangHoldMs });
   const knownId = await engine.load();
   for (const q of opts.queues ?? []) await engine.setQueue(q.name, q);
 
   const fwOpts = {
-    master: opts.master,
+    master: cluster?.dialer ?? opts.master,
     framework: { name: opts.name ?? 'berth-batch', roles: [opts.role ?? '*'], failover_timeout: opts.failoverTimeout ?? 7 * 86400, checkpoint: true },
     autoAcknowledge: false,
     ...(opts.workDir ? { workDir: opts.workDir } : {}),
@@ -90,6 +98,7 @@ export async function startBatch(opts: BatchOptions): Promise<RunningBatch> {
       await engine.close();
       fw.close();
       if (!opts.store) await store.close();
+      await cluster?.close();
     },
   };
 }

@@ -10,14 +10,19 @@
  * dir resumes as the same framework with the same apps, deployments and instances.
  */
 import pino from 'pino';
-import { FileStore, MemoryStore, type Dialer, type Store } from '../sdk/index.js';
+import { connectCluster, FileStore, MemoryStore, type ClusterConnection, type ClusterOptions, type Dialer, type Store } from '../sdk/index.js';
 import { MarathonApi } from './api.js';
 import { JsonStore } from './persist.js';
 import { Scheduler, type Clock, type Logger } from './scheduler.js';
 
 export interface MarathonOptions {
-  /** `http://host:port`, `berth://host:port`, or a Dialer. */
+  /** `http://host:port`, `berth://host:port`, or a Dialer (ignored with `cluster`). */
   master: string | Dialer;
+  /**
+   * Cluster mode: reach the leading master through NATS and keep the state in a JetStream KV
+   * bucket (named after the framework), so a process restarted on any machine resumes it.
+   */
+  cluster?: ClusterOptions;
   /** Where state is kept (file store). Omit for in-memory state (tests only). */
   workDir?: string;
   /** A store to use instead (e.g. the NATS KV backend in cluster mode). */
@@ -61,15 +66,17 @@ class WallClock implements Clock {
 
 export async function startMarathon(opts: MarathonOptions): Promise<RunningMarathon> {
   const log = opts.log ?? pino({ name: 'marathon', level: process.env['BERTH_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
-  const raw = opts.store ?? (opts.workDir ? await FileStore.open(opts.workDir) : new MemoryStore());
+  const cluster: ClusterConnection | undefined = opts.cluster ? await connectCluster({ log, ...opts.cluster }) : undefined;
+  const raw = opts.store ?? (cluster ? await cluster.store(opts.frameworkName ?? 'marathon')
+    : opts.workDir ? await FileStore.open(opts.workDir) : new MemoryStore());
   const scheduler = new Scheduler({
-    master: opts.master, store: new JsonStore(raw), clock: opts.clock ?? new WallClock(), log,
+    master: cluster?.dialer ?? opts.master, store: new JsonStore(raw), clock: opts.clock ?? new WallClock(), log,
     ...(opts.frameworkName ? { frameworkName: opts.frameworkName } : {}),
     ...(opts.failoverTimeoutSeconds !== undefined ? { failoverTimeoutSeconds: opts.failoverTimeoutSeconds } : {}),
     ...(opts.role ? { role: opts.role } : {}),
   });
   const host = opts.host ?? '127.0.0.1';
-  const masterUrl = typeof opts.master === 'string' ? opts.master : 'in-process';
+  const masterUrl = cluster ? `nats:${opts.cluster!.nats.servers.join(',')}` : typeof opts.master === 'string' ? opts.master : 'in-process';
   const api = new MarathonApi(scheduler, { port: opts.port ?? 8080, host, masterUrl });
   await scheduler.start();
   const port = await api.listen();
@@ -81,6 +88,7 @@ export async function startMarathon(opts: MarathonOptions): Promise<RunningMarat
       await api.close();
       await scheduler.stop();
       if (!opts.store) await raw.close();
+      await cluster?.close();
     },
   };
 }

@@ -48,3 +48,4 @@ export { KvStore, type KvStoreOptions } from './store-kv.js';
 // Cluster mode: a framework reaches the leading master with a NatsDialer (pass it as `master`).
 export { connectNats, NatsDialer, type NatsOptions } from '../../proto/transport/nats.js';
 export { NatsLeaderDetector } from '../../proto/transport/nats-detector.js';
+export { connectCluster, storeBucket, type ClusterOptions, type ClusterConnection } from './cluster.js';

@@ -264,6 +264,8 @@ const SCALAR_NAMES = ['cpus', 'mem', 'disk', 'gpus'] as const;
 export const resourcesCheck: FeasibilityCheck = {
   name: 'resources',
   check(c, req) {
+    // The common answer (it fits) allocates nothing; reasons are built only on failure.
+    if (c.free.fitsScalars(req.demand)) return undefined;
     const lacking = c.free.lacking({ ...req.demand, ports: 0 });
     return lacking.length ? lacking.map((n) => `insufficient ${n}`) : undefined;
   },
@@ -415,6 +417,12 @@ export interface PlacerOptions {
 
 const NO_CAPACITY: ScoreContext = { capacity: () => undefined };
 
+/** Whether demand `a` needs at least as much as `b` of every scalar and of ports. */
+function covers(a: ResourceDemand, b: ResourceDemand): boolean {
+  return (a.cpus ?? 0) >= (b.cpus ?? 0) && (a.mem ?? 0) >= (b.mem ?? 0) && (a.disk ?? 0) >= (b.disk ?? 0)
+    && (a.gpus ?? 0) >= (b.gpus ?? 0) && (a.ports ?? 0) >= (b.ports ?? 0);
+}
+
 /**
  * Places tasks into one batch of offers. Keeps what is left of each offer, so many
  * tasks of many groups can be placed into the same batch; `launches()` then says
@@ -426,6 +434,8 @@ export class Placer {
   private readonly scorers: readonly Scorer[];
   private readonly ctx: ScoreContext;
   private readonly placed = new Map<Candidate, Placement[]>();
+  /** First fit: where the last request's scan stopped, and its demand (see `place`). */
+  private ff: { demand: ResourceDemand; cursor: number } | undefined;
   private readonly offered = new Map<string, Set<string>>();
   private readonly checkCtx: CheckContext = {
     offeredValues: (field) => {
@@ -456,11 +466,16 @@ export class Placer {
     // Offers that lacked resources for this request, with what they failed: they fail every later task too.
     const exhausted = new Map<Candidate, string[]>();
     const firstFit = this.scorers.length === 0;
-    let cursor = 0; // first fit: every offer before the cursor is exhausted
+    // First fit: every offer before the cursor is exhausted (lacks resources for this demand).
+    // Offers only shrink within a Placer, so offers exhausted for an earlier demand are
+    // exhausted for any demand at least as large in every dimension: start past them
+    // (a round placing many jobs of one shape would otherwise rescan them for each job).
+    const start = firstFit && this.ff && covers(req.demand, this.ff.demand) ? this.ff.cursor : 0;
+    let cursor = start;
     for (let k = 0; k < count; k++) {
       let best: Candidate | undefined;
       let bestScore = -Infinity;
-      const failedNow = new Map<Candidate, string[]>();
+      let failedNow: Map<Candidate, string[]> | undefined; // made only when an offer fails for a non-resource reason
       for (let i = firstFit ? cursor : 0; i < this.candidates.length; i++) {
         const c = this.candidates[i]!;
         if (exhausted.has(c)) { if (firstFit && i === cursor) cursor++; continue; }
@@ -469,7 +484,7 @@ export class Placer {
           if (failed.some((r) => r.startsWith('insufficient'))) {
             exhausted.set(c, failed);
             if (firstFit && i === cursor) cursor++;
-          } else failedNow.set(c, failed);
+          } else (failedNow ??= new Map()).set(c, failed);
           continue;
         }
         if (firstFit) { best = c; break; }
@@ -477,8 +492,13 @@ export class Placer {
         if (s > bestScore) { bestScore = s; best = c; }
       }
       if (!best) {
+        if (firstFit) this.ff = { demand: { ...req.demand }, cursor }; // a copy: callers may reuse their demand object
         const reasons: Reasons = {};
-        for (const c of this.candidates) for (const r of exhausted.get(c) ?? failedNow.get(c) ?? []) reasons[r] = (reasons[r] ?? 0) + 1;
+        for (let i = 0; i < this.candidates.length; i++) {
+          const c = this.candidates[i]!;
+          const failed = exhausted.get(c) ?? failedNow?.get(c) ?? (i < start ? this.failures(c, req) : undefined) ?? [];
+          for (const r of failed) reasons[r] = (reasons[r] ?? 0) + 1;
+        }
         return { placements, unplaced: count - k, reasons };
       }
       const picked = best.free.take(req.demand)!;
@@ -490,6 +510,7 @@ export class Placer {
       list.push(p);
       req.group?.add(best.facts);
     }
+    if (firstFit) this.ff = { demand: { ...req.demand }, cursor }; // a copy: callers may reuse their demand object
     return { placements, unplaced: 0, reasons: {} };
   }
 

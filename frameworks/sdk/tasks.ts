@@ -93,6 +93,16 @@ export class FreeList {
     return n;
   }
 
+  /** Whether every scalar of `demand` fits in what is left (ports not considered). Allocates nothing. */
+  fitsScalars(demand: ResourceDemand): boolean {
+    for (let k = 0; k < SCALARS.length; k++) {
+      const v = demand[SCALARS[k]!];
+      if (v === undefined || v <= 0) continue;
+      if (this.amount(SCALARS[k]!) < milli(v)) return false;
+    }
+    return true;
+  }
+
   /** The names of the resources `demand` needs more of than is left (empty when it fits). */
   lacking(demand: ResourceDemand): string[] {
     const out: string[] = [];

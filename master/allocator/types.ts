@@ -23,6 +23,8 @@ export interface OfferPlanEntry {
   resources: Resources;
 }
 export type OfferPlan = OfferPlanEntry[];
+/** Receives one decided (and already committed) offer; see `Allocator.cycle`. */
+export type OfferSink = (frameworkId: string, agentId: string, role: string, resources: Resources) => void;
 
 export interface AllocatorOptions {
   /** Role-level and framework-level fairness: 'drf' (default) or 'random' (seeded). */
@@ -81,6 +83,11 @@ export interface Allocator {
   allocate(now: number, agentIds?: Iterable<string>): OfferPlan;
   /** Marks a plan's resources as allocated (offered). */
   commit(plan: OfferPlan): void;
+  /**
+   * `commit(allocate(now, agentIds))` without building the plan: each offer is
+   * committed and handed to `sink`. Same decisions and state. Returns the number of offers.
+   */
+  cycle(now: number, agentIds: Iterable<string> | undefined, sink: OfferSink): number;
 
   /** Snapshot numbers for /state, metrics and tests. */
   agentAvailable(agentId: string): Resources | undefined;

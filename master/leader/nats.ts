@@ -13,8 +13,20 @@
  * after the send, so with clocks running at the same rate the old leader is
  * fenced at least (1 − FENCE_FRACTION) × ttl before the takeover. The fence
  * check runs on its own timer: it does not wait for a hung renewal.
+ *
+ * Fast takeover from a dead leader: every contender answers requests on its
+ * own liveness subject (`<prefix>.lease.alive.<master_id>`) over the lease
+ * connection. A standby probes the holder's subject each round; NATS answers
+ * "no responders" at once when no connection holds that subscription, i.e. the
+ * holder's process died or its lease connection is gone. After PROBE_CONFIRM
+ * such answers in a row the standby takes the key over (the same CAS) without
+ * waiting out the ttl. Safe: a holder that is alive but lost its lease
+ * connection fences itself on the disconnect, and anything it still sends is
+ * fenced by the new epoch (clients) and by compare-and-set (registry). A holder
+ * that is alive but unreachable (a partition, a hung process) keeps its
+ * subscription on the server, so it gets no shortcut: the ttl rule applies.
  */
-import type { KV, NatsConnection } from 'nats';
+import type { KV, NatsConnection, Subscription } from 'nats';
 import { openBucket } from '../../proto/transport/nats.js';
 import type { Logger } from '../../proto/log.js';
 import { LEADER_KEY, leaderBucket, type LeaderRecord } from '../../proto/transport/nats-detector.js';
@@ -23,6 +35,12 @@ import type { LeaderState, MasterContender } from './types.js';
 export const DEFAULT_LEASE_TTL_MS = 3_000;
 /** The leader steps down when this fraction of the ttl passed without a successful renewal. */
 export const FENCE_FRACTION = 0.7;
+/** Consecutive "no responders" answers from the holder's liveness subject before a standby takes over. */
+export const PROBE_CONFIRM = 2;
+/** Longest gap between two campaign / renewal rounds. */
+const MAX_ROUND_MS = 100;
+
+export const aliveSubject = (prefix: string, masterId: string): string => `${prefix}.lease.alive.${masterId}`;
 
 export interface NatsContenderOptions {
   prefix?: string;
@@ -60,6 +78,13 @@ export class NatsLeaseContender implements MasterContender {
   private myRev = 0;
   private okSentAt = 0;
   private fencedAt = 0;
+  /** Consecutive rounds in which the holder's liveness subject had no responders (and which holder). */
+  private deadProbes = 0;
+  private probedHolder = '';
+  private aliveSub?: Subscription;
+  /** The term's Master accepts sessions (published in the record). */
+  private ready = false;
+  private renewNow = false;
 
   constructor(private readonly nc: NatsConnection, private readonly o: NatsContenderOptions) {
     this.ttl = o.ttlMs ?? DEFAULT_LEASE_TTL_MS;
@@ -71,14 +96,36 @@ export class NatsLeaseContender implements MasterContender {
     // A renewal lost in flight (a NATS node or stream leader changing) must not hold the next one
     // back past the fence deadline: each lease request times out after ttl/4.
     this.kv = await openBucket(this.nc, leaderBucket(this.o.prefix ?? 'berth'), this.o.replicas ?? 1, 30_000, 1, Math.max(50, Math.floor(this.ttl / 4)));
-    const period = Math.max(20, Math.floor(this.ttl / 6));
+    // Liveness before campaigning: a standby that sees this master hold the key must find it alive.
+    this.aliveSub = this.nc.subscribe(aliveSubject(this.o.prefix ?? 'berth', this.o.record.master_id), { callback: (err, m) => { if (!err) m.respond(); } });
+    await this.nc.flush();
+    // A leader that lost its lease connection can no longer show it is alive: a standby may take
+    // over at once, so it steps down at once.
+    void (async () => {
+      for await (const st of this.nc.status()) {
+        if (st.type === 'disconnect' && this.state === 'leading') this.fence(`lease connection to NATS lost (${String(st.data)})`);
+      }
+    })().catch(() => { /* connection closed */ });
+    const period = Math.max(20, Math.min(MAX_ROUND_MS, Math.floor(this.ttl / 6)));
     this.timer = setInterval(() => { void this.tick(); }, period);
     this.timer.unref();
     void this.tick();
   }
 
+  /**
+   * The Master of this term listens: publish `ready` with the next renewal (at once), so clients
+   * that waited for it dial now. Ignored unless leading in `epoch`.
+   */
+  markReady(epoch: number): void {
+    if (this.state !== 'leading' || this.epoch !== epoch || this.ready) return;
+    this.ready = true;
+    this.renewNow = true;
+    void this.tick();
+  }
+
   private set(s: LeaderState): void {
     if (this.state === s) return;
+    this.ready = false;
     this.o.log?.info({ from: this.state, to: s, epoch: this.epoch }, `leader state ${this.state} -> ${s}`);
     this.state = s;
     for (const cb of this.cbs) cb(s, this.epoch);
@@ -86,7 +133,7 @@ export class NatsLeaseContender implements MasterContender {
 
   /** A campaign write carries no epoch (its own revision becomes it); a renewal carries the term's. */
   private value(epoch?: number): Uint8Array {
-    const r: LeaderRecord = { ...this.o.record, ttl_ms: this.ttl, ...(epoch ? { epoch } : {}) };
+    const r: LeaderRecord = { ...this.o.record, ttl_ms: this.ttl, ready: this.ready, ...(epoch ? { epoch } : {}) };
     return new TextEncoder().encode(JSON.stringify(r));
   }
 
@@ -96,11 +143,12 @@ export class NatsLeaseContender implements MasterContender {
     try {
       switch (this.state) {
         case 'standby': await this.campaign(); break;
-        case 'leading': if (now() - this.okSentAt >= this.ttl / 3) await this.renew(); break;
+        case 'leading': if (this.renewNow || now() - this.okSentAt >= this.ttl / 3) { this.renewNow = false; await this.renew(); } break;
         case 'fenced': if (now() - this.fencedAt >= this.ttl) { this.seenRev = -1; this.set('standby'); } break;
       }
     } catch (e) {
-      this.o.log?.debug({ err: (e as Error).message, state: this.state }, 'leader lease round failed');
+      if (this.state === 'leading') this.o.log?.warn({ err: (e as Error).message, sinceOkMs: Math.round(now() - this.okSentAt) }, 'lease renewal failed');
+      else this.o.log?.debug({ err: (e as Error).message, state: this.state }, 'leader lease round failed');
     } finally {
       this.busy = false;
     }
@@ -116,8 +164,8 @@ export class NatsLeaseContender implements MasterContender {
       try { won = await kv.create(LEADER_KEY, this.value()); } catch (err) { if (!isCasFailure(err)) throw err; return; }
       this.okSentAt = sent;
     } else {
-      if (e.revision !== this.seenRev) { this.seenRev = e.revision; this.seenAt = t; return; }
-      if (t - this.seenAt < this.ttl) return;
+      if (e.revision !== this.seenRev) { this.seenRev = e.revision; this.seenAt = t; }
+      if (t - this.seenAt < this.ttl && !(await this.holderGone(e.value))) return;
       const sent = now();
       try { won = await kv.update(LEADER_KEY, this.value(), e.revision); } catch (err) { if (!isCasFailure(err)) throw err; return; }
       this.okSentAt = sent;
@@ -127,6 +175,27 @@ export class NatsLeaseContender implements MasterContender {
     this.myRev = won;
     this.armFence();
     this.set('leading');
+  }
+
+  /**
+   * True once the holder's liveness subject answered "no responders" PROBE_CONFIRM rounds in a
+   * row. A timeout or any other error proves nothing (the holder may be slow or partitioned).
+   */
+  private async holderGone(value: Uint8Array): Promise<boolean> {
+    let holder: string;
+    try { holder = (JSON.parse(new TextDecoder().decode(value)) as LeaderRecord).master_id; } catch { return false; }
+    if (holder !== this.probedHolder) { this.probedHolder = holder; this.deadProbes = 0; }
+    if (holder === this.o.record.master_id) return false;
+    try {
+      await this.nc.request(aliveSubject(this.o.prefix ?? 'berth', holder), new Uint8Array(0), { timeout: Math.max(50, Math.floor(this.ttl / 4)) });
+      this.deadProbes = 0;
+    } catch (e) {
+      if (/503|no responders/i.test(String((e as Error).message))) this.deadProbes++;
+      else this.deadProbes = 0;
+    }
+    if (this.deadProbes < PROBE_CONFIRM) return false;
+    this.o.log?.warn({ holder, probes: this.deadProbes }, 'the lease holder has no live connection; taking over without waiting out the ttl');
+    return true;
   }
 
   private async renew(): Promise<void> {
@@ -170,6 +239,7 @@ export class NatsLeaseContender implements MasterContender {
 
   async close(): Promise<void> {
     this.stopped = true;
+    this.aliveSub?.unsubscribe();
     if (this.timer) clearInterval(this.timer);
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     if (this.state === 'leading' && this.kv) {

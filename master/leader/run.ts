@@ -25,7 +25,7 @@ import { MasterHttpServer, sendJson } from '../http/server.js';
 import { installRoutes } from '../http/api.js';
 import { newMasterId } from '../ids.js';
 import { Master, type MasterOptions } from '../master.js';
-import { KvRegistry } from '../registry/kv.js';
+import { KvRegistry, KvRegistryMirror } from '../registry/kv.js';
 import { DEFAULT_LEASE_TTL_MS, NatsLeaseContender } from './nats.js';
 import { assertNever, type LeaderState } from './types.js';
 
@@ -103,6 +103,9 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
     }
   });
 
+  // Warm standby: a live copy of the registry, so taking over does not read every key first.
+  const mirror = new KvRegistryMirror(nc, { prefix, replicas, log });
+  await mirror.start();
   // The leader bucket exists once the contender opened it; the detector binds to it.
   await contender.start();
   const detector = await NatsLeaderDetector.start(nc, prefix);
@@ -175,7 +178,7 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
     const t: NonNullable<typeof term> = { epoch, ready: false };
     term = t;
     const registry = new KvRegistry(nc, {
-      prefix, replicas, log,
+      prefix, replicas, log, mirror,
       onFenced: (why) => { if (term === t) contender.stepDown(`registry fenced: ${why}`); },
     });
     const master = new Master({ ...opts, registry, log, hostname: advertise, port });
@@ -198,6 +201,7 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
     master.listen(listener);
     await listener.ready();
     t.ready = true;
+    contender.markReady(epoch);
     log.info({ epoch, url }, 'leading');
   }
 
@@ -209,6 +213,7 @@ export async function startClusterMaster(opts: ClusterMasterOptions): Promise<Ru
       statusSub.unsubscribe();
       await endTerm('shutdown');
       await contender.close();
+      mirror.close();
       await detector.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

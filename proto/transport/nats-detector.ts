@@ -31,6 +31,12 @@ export interface LeaderRecord {
   pid: string;
   /** Lease length: a standby may take over once this long passes without a renewal (the leader renews every ttl/3). */
   ttl_ms: number;
+  /**
+   * False from the write that wins a term until the new leader has loaded the registry and
+   * listens; then a renewal sets it. Clients dial only a ready leader, so thousands of them do
+   * not poll a master that cannot answer yet. Absent (older writers): ready.
+   */
+  ready?: boolean;
 }
 
 export interface Leader extends Required<LeaderRecord> {
@@ -42,8 +48,8 @@ export interface LeaderDetector {
   current(): Leader | undefined;
   /** Called with the new leader (or undefined when the lease lapsed) each time it changes. */
   onChange(cb: (l: Leader | undefined) => void): () => void;
-  /** Resolves with the leader, waiting up to timeoutMs for one. */
-  waitForLeader(timeoutMs: number): Promise<Leader>;
+  /** Resolves with the leader, waiting up to timeoutMs for one (with `ready`: for one that accepts sessions). */
+  waitForLeader(timeoutMs: number, ready?: boolean): Promise<Leader>;
   /** Highest epoch ever seen: anything older is a stale master. */
   readonly highestEpoch: number;
   close(): Promise<void>;
@@ -54,7 +60,7 @@ const now = (): number => performance.now();
 export function leaderFromEntry(e: KvEntry): Leader | undefined {
   if (e.operation !== 'PUT' || e.value.length === 0) return undefined;
   const r = JSON.parse(new TextDecoder().decode(e.value)) as LeaderRecord;
-  return { ...r, epoch: r.epoch ?? e.revision, revision: e.revision };
+  return { ...r, epoch: r.epoch ?? e.revision, ready: r.ready ?? true, revision: e.revision };
 }
 
 export class NatsLeaderDetector implements LeaderDetector {
@@ -107,7 +113,7 @@ export class NatsLeaderDetector implements LeaderDetector {
       this.armLapse(l.ttl_ms);
     }
     this.leader = l;
-    if (prev?.master_id !== l?.master_id || prev?.epoch !== l?.epoch) for (const cb of [...this.cbs]) cb(l);
+    if (prev?.master_id !== l?.master_id || prev?.epoch !== l?.epoch || prev?.ready !== l?.ready) for (const cb of [...this.cbs]) cb(l);
   }
 
   private armLapse(ttl: number): void {
@@ -131,11 +137,12 @@ export class NatsLeaderDetector implements LeaderDetector {
     return () => this.cbs.delete(cb);
   }
 
-  waitForLeader(timeoutMs: number): Promise<Leader> {
-    if (this.leader) return Promise.resolve(this.leader);
+  waitForLeader(timeoutMs: number, ready = false): Promise<Leader> {
+    const ok = (l: Leader | undefined): l is Leader => !!l && (!ready || l.ready);
+    if (ok(this.leader)) return Promise.resolve(this.leader);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => { off(); reject(new BerthError('IO', `no leading master within ${timeoutMs} ms`)); }, timeoutMs);
-      const off = this.onChange((l) => { if (l) { clearTimeout(t); off(); resolve(l); } });
+      const t = setTimeout(() => { off(); reject(new BerthError('IO', `no ${ready ? 'ready ' : ''}leading master within ${timeoutMs} ms`)); }, timeoutMs);
+      const off = this.onChange((l) => { if (ok(l)) { clearTimeout(t); off(); resolve(l); } });
     });
   }
 

@@ -45,6 +45,7 @@ export const NATS_MAX_FRAME = 16 << 20;
 /** Sessions one master accepts at once (agents + frameworks). */
 export const NATS_MAX_SESSIONS = 200_000;
 export const DEFAULT_HEARTBEAT_MS = 5_000;
+export const DEFAULT_READY_JITTER_MS = 250;
 /** Frames a master handles per macrotask before yielding to timers and I/O. */
 const DELIVER_BATCH = 64;
 
@@ -378,6 +379,8 @@ export interface NatsDialerOptions {
   detector: LeaderDetector;
   /** How long a dial waits for a leader to be elected (default 30 s). */
   leaderWaitMs?: number;
+  /** Longest random delay before connecting to a leader that just became ready (default 250 ms). */
+  readyJitterMs?: number;
   heartbeatMs?: number;
   log?: Logger;
 }
@@ -395,6 +398,20 @@ export class NatsDialer implements Dialer {
     this.prefix = o.prefix ?? 'berth';
   }
 
+  /**
+   * Called when a new leader is elected (not when the lease merely lapses): a client redials at
+   * once, with its own jitter, instead of waiting out a backoff grown while there was no leader.
+   */
+  onLeaderChange(cb: () => void): () => void {
+    const cur = this.o.detector.current();
+    let last = cur?.ready ? cur : undefined;
+    return this.o.detector.onChange((l) => {
+      if (!l?.ready) return;
+      if (l.master_id !== last?.master_id || l.epoch !== last?.epoch) cb();
+      last = l;
+    });
+  }
+
   dialAgent(): Promise<Conn<MasterToAgent, AgentToMaster>> {
     return this.dial<MasterToAgent, AgentToMaster>('agent', encodeAgentToMaster, decodeMasterToAgent);
   }
@@ -410,12 +427,16 @@ export class NatsDialer implements Dialer {
     let conn: NatsConn<In, Out> | undefined;
     const sub = this.nc.subscribe(inbox, { callback: (err, m) => { if (!err) conn?.deliver(m); } });
     let welcome: Welcome & { error?: string };
-    let leader = await d.waitForLeader(waitMs).catch((e: Error) => { sub.unsubscribe(); throw e; });
+    // Dial only a leader that says it listens (`ready` in its record). Clients that had to wait
+    // for that moment spread their connects over a random delay, so a failover's thousands of
+    // re-registrations do not land in the same millisecond.
+    const waited = !d.current()?.ready;
+    let leader = await d.waitForLeader(waitMs, true).catch((e: Error) => { sub.unsubscribe(); throw e; });
+    if (waited) await new Promise((r) => setTimeout(r, Math.random() * (this.o.readyJitterMs ?? DEFAULT_READY_JITTER_MS)));
     await this.nc.flush();
-    // A new leader answers connects once it has loaded the registry: until then "no responders"
-    // comes back at once. Retrying here every 100 ms (not through the caller's backoff) lets
-    // thousands of agents re-register the moment the new leader listens.
-    for (;;) {
+    // A leader that is ready but whose subscriptions have not reached this client's NATS node yet
+    // answers "no responders": retry with a short backoff (not through the caller's).
+    for (let attempt = 0; ; attempt++) {
       try {
         const reply = await this.nc.request(`${this.prefix}.master.${leader.master_id}.connect.${kind}`,
           te.encode(JSON.stringify({ to: inbox } satisfies Hello)), { timeout: 5_000 });
@@ -427,8 +448,8 @@ export class NatsDialer implements Dialer {
           sub.unsubscribe();
           throw new BerthError('IO', `cannot open a ${kind} session with master ${leader.master_id}: ${(e as Error).message}`);
         }
-        await new Promise((r) => setTimeout(r, 100));
-        leader = await d.waitForLeader(Math.max(1, until - performance.now())).catch((err: Error) => { sub.unsubscribe(); throw err; });
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+        leader = await d.waitForLeader(Math.max(1, until - performance.now()), true).catch((err: Error) => { sub.unsubscribe(); throw err; });
       }
     }
     if (welcome.error) { sub.unsubscribe(); throw new BerthError('IO', welcome.error); }

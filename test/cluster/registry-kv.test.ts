@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KvRegistry } from '../../master/registry/kv.js';
+import { KvRegistry, KvRegistryMirror } from '../../master/registry/kv.js';
 import { checked, client, until, withNats } from './harness.js';
 
 test('events appended before a master restart are replayed from KV after it', () => withNats(1, async (c, conns) => {
@@ -31,6 +31,35 @@ test('events appended before a master restart are replayed from KV after it', ()
   assert.is(s.starts, 1);
   assert.equal([...s.unreachable!], [['odd.id/x', 6]], 'an unreachable agent keeps its time');
   checked('agents, unreachable marks, frameworks, retired ids and start count survive; ids with dots and slashes round-trip');
+}));
+
+test('a warm standby loads from its mirror the same registry a cold read gives, and still fences the old leader', () => withNats(1, async (c, conns) => {
+  const mirror = new KvRegistryMirror(await client(c, conns), { prefix: 'tm' });
+  await mirror.start();
+  let fenced = '';
+  const r1 = new KvRegistry(await client(c, conns), { prefix: 'tm', onFenced: (w) => { fenced = w; } });
+  await r1.load();
+  await Promise.all(Array.from({ length: 300 }, (_, i) => r1.append({ type: 'agent_admitted', agent_id: `a${i}`, info: { hostname: `h${i}` }, at: i })));
+  await r1.append({ type: 'framework_added', framework_id: 'f1', info: { user: 'u', name: 'n' }, at: 1 });
+  await r1.append({ type: 'agent_removed', agent_id: 'a7', at: 2 });
+  await r1.append({ type: 'agent_unreachable', agent_id: 'a9', at: 3 });
+  const logged: Record<string, unknown>[] = [];
+  const log = { info: (o: Record<string, unknown>) => logged.push(o), warn: () => undefined, debug: () => undefined, error: () => undefined } as never;
+  const next = new KvRegistry(await client(c, conns), { prefix: 'tm', mirror, log });
+  const warm = await next.load();
+  const cold = await new KvRegistry(await client(c, conns), { prefix: 'tm' }).load();
+  assert.is(logged.find((o) => 'from' in o)?.from, 'mirror', 'the warm load came from the mirror');
+  assert.equal([...warm.agents.keys()].sort(), [...cold.agents.keys()].sort());
+  assert.is(warm.agents.size, 299);
+  assert.equal([...warm.frameworks.keys()], ['f1']);
+  assert.equal([...warm.unreachable!], [['a9', 3]]);
+  assert.is(warm.starts, cold.starts);
+  assert.not.ok(fenced);
+  await next.append({ type: 'master_started', master_id: 'next', at: 4 });
+  await r1.append({ type: 'framework_added', framework_id: 'f2', info: { user: 'u', name: 'n' }, at: 4 }).catch(() => undefined);
+  assert.ok(fenced, 'the previous writer is fenced after a warm load too');
+  mirror.close();
+  checked('300 agents, a removal, an unreachable mark and a framework: mirror load equals a cold read; the old writer fenced');
 }));
 
 test('a master that loaded the registry fences the previous one: the old master\'s next write fails', () => withNats(1, async (c, conns) => {

@@ -27,6 +27,7 @@ test('agent and framework sessions over NATS carry protobuf frames both ways and
   const lead = await elect(mnc, 'm1', 't1');
   const listener = new NatsListener(mnc, { prefix: 't1', masterId: 'm1', epoch: lead.epoch });
   await listener.ready();
+  lead.markReady(lead.epoch);
   const agents: Conn<AgentToMaster, MasterToAgent>[] = [];
   const fws: Conn<Call, Event>[] = [];
   listener.onAgent((c) => { agents.push(c); c.onMessage((m) => { if (m.pong) c.send({ version: 1, ping: { seq: (m.pong.seq ?? 0) + 1 } }); }); });
@@ -66,6 +67,7 @@ test('a frame larger than the server max_payload arrives whole', () => withNats(
   const lead = await elect(mnc, 'm1', 't2');
   const listener = new NatsListener(mnc, { prefix: 't2', masterId: 'm1', epoch: lead.epoch });
   await listener.ready();
+  lead.markReady(lead.epoch);
   const offers = Array.from({ length: 3000 }, (_, i) => ({
     id: { value: `o${i}` }, framework_id: { value: 'f' }, agent_id: { value: `a${i}` }, hostname: `host-${i}`,
     resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 4 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 8192 } }],
@@ -90,6 +92,7 @@ test('chaos: a stale master (older epoch) sends a launch; the client drops it an
   const old = await elect(nc1, 'old', 't3', 500);
   const oldListener = new NatsListener(nc1, { prefix: 't3', masterId: 'old', epoch: old.epoch });
   await oldListener.ready();
+  old.markReady(old.epoch);
   let oldConn: Conn<AgentToMaster, MasterToAgent> | undefined;
   oldListener.onAgent((c) => { oldConn = c; });
   const anc = await client(n, conns);
@@ -115,6 +118,7 @@ test('chaos: a stale master (older epoch) sends a launch; the client drops it an
   // A second, fresh session the agent opens goes to the new leader, which can still launch.
   const newListener = new NatsListener(nc2, { prefix: 't3', masterId: 'new', epoch: next.epoch });
   await newListener.ready();
+  next.markReady(next.epoch);
   newListener.onAgent((c) => c.onMessage(() => c.send(launch)));
   const b = await dialer.dialAgent();
   const gotB: MasterToAgent[] = [];
@@ -140,6 +144,7 @@ test('a session whose peer vanishes without a word closes after three missed hea
   const lead = await elect(mnc, 'm1', 't4');
   const listener = new NatsListener(mnc, { prefix: 't4', masterId: 'm1', epoch: lead.epoch, heartbeatMs: 100 });
   await listener.ready();
+  lead.markReady(lead.epoch);
   let why = '';
   listener.onAgent((c) => c.onClose((r) => { why = r; }));
   const cnc = await client(n, conns);

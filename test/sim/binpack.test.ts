@@ -66,6 +66,31 @@ test('tiny workload: the monolithic global best-fit reference matches the same n
   assert.is(r.util[1], 880 / 1200);
 });
 
+/**
+ * Machines of 4 cpus / 4096 MB, batch only: small tasks x1 (t=0) and x2 (t=1 s),
+ * 1 cpu / 1024 MB for 100 s, then a whole-machine task at t=5 s for 10 s.
+ * Lower bound 2 (6 cpus during [5 s, 15 s)). Packing the small tasks together
+ * leaves a machine empty for the big one.
+ */
+const holes: Workload = {
+  name: 'holes', machine: { cpus: 4, mem: 4096 }, horizonMs: 120_000,
+  tasks: [
+    { id: 'x1', job: 'x1', cls: 'batch', arrival: 0, duration: 100_000, cpus: 1, mem: 1024 },
+    { id: 'x2', job: 'x2', cls: 'batch', arrival: 1000, duration: 100_000, cpus: 1, mem: 1024 },
+    { id: 'big', job: 'big', cls: 'batch', arrival: 5000, duration: 10_000, cpus: 4, mem: 4096 },
+  ],
+};
+
+test('class-aware packs batch tasks together, so a later whole-machine task finds an empty machine at once', async () => {
+  assert.is(lowerBound(holes), 2);
+  const r = await runOfferPath(holes, OFFER_STRATEGIES['class-aware']!, 2, { ...opts, seed: 1 });
+  assert.ok(r);
+  assert.is(r.pending, 0, 'the big task was placed at once');
+  const c = await compact(holes, 'class-aware', 1, 2, 2, { strategies: ['class-aware'], seeds: [1], ...opts });
+  assert.is(c.machines, 2);
+  assert.is(c.ratio, 1);
+});
+
 /** Everything but real time. */
 function replayable(r: LabResult): string {
   return JSON.stringify(r, (k, v) => (k === 'wallMs' || k === 'placementsPerS' ? undefined : v));

@@ -1,5 +1,6 @@
 import { BerthError } from '../../../proto/errors.js';
 import { bestFit } from './best-fit.js';
+import { classAware } from './class-aware.js';
 import { firstFit } from './first-fit.js';
 import { tetris } from './tetris.js';
 import { tetrisDecreasing } from './tetris-decreasing.js';
@@ -15,6 +16,7 @@ export const OFFER_STRATEGIES: Record<string, Strategy> = {
   [worstFit.name]: worstFit,
   [tetris.name]: tetris,
   [tetrisDecreasing.name]: tetrisDecreasing,
+  [classAware.name]: classAware,
 };
 
 /** References computed without the master: the cost of two-level scheduling and an offline packing. */

@@ -30,6 +30,15 @@ export class DRFSorter extends ClientTable implements Sorter {
   private heapSize = 0;
   private popped = new Int32Array(16);
   private picking = false;
+  /**
+   * Name order as numbers: `rank[i] < rank[j]` ⇔ `names[i] < names[j]`, and
+   * `byRank` lists live clients by name. The last compareDRF tie-break reads
+   * ranks instead of comparing strings (ties are common: equal agents give
+   * equal shares). Kept on add/remove (O(clients), rare); relative order of
+   * live clients never changes, so the heap stays valid.
+   */
+  private rank = new Float64Array(16);
+  private readonly byRank: number[] = [];
 
   /** compareDRF: true when client a sorts strictly before b. */
   private before(a: number, b: number): boolean {
@@ -37,7 +46,11 @@ export class DRFSorter extends ClientTable implements Sorter {
     if (ka !== kb) return ka < kb;
     const ca = this.count[a]!, cb = this.count[b]!;
     if (ca !== cb) return ca < cb;
-    return this.names[a]! < this.names[b]!;
+    return this.rank[a]! < this.rank[b]!;
+  }
+
+  private renumber(from: number): void {
+    for (let r = from; r < this.byRank.length; r++) this.rank[this.byRank[r]!] = r;
   }
 
   private siftUp(slot: number): void {
@@ -102,9 +115,23 @@ export class DRFSorter extends ClientTable implements Sorter {
       this.pos.fill(-1, old);
     }
     this.pos[i] = -1;
+    this.rank = grow(this.rank, n);
+    const name = this.names[i]!;
+    let lo = 0, hi = this.byRank.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.names[this.byRank[mid]!]! < name) lo = mid + 1; else hi = mid; }
+    this.byRank.splice(lo, 0, i);
+    this.renumber(lo);
   }
 
-  protected onRemove(_i: number): void { /* deactivate() already took it out of the heap */ }
+  protected onRemove(i: number): void {
+    // deactivate() already took it out of the heap.
+    const r = this.rank[i]!;
+    this.byRank.splice(r, 1);
+    this.renumber(r);
+  }
+
+  /** The client `pick()` would offer to first (the heap top), or -1. */
+  first(): number { return this.heapSize > 0 ? this.heap[0]! : -1; }
   protected onActivate(i: number): void { this.push(i); }
   protected onDeactivate(i: number): void { if (this.pos[i]! >= 0) this.removeAt(this.pos[i]!); }
 

@@ -58,6 +58,13 @@ export interface Sorter {
   sort(): string[];
   /** Visits active clients in order until `accept` returns true; returns that index or -1. */
   pick(accept: (index: number) => boolean): number;
+  /**
+   * Optional fast path: the client `pick()` would visit first, without
+   * visiting it or changing any state, or -1 (none, or the policy cannot say
+   * without drawing randomness). The allocator offers to it directly when it
+   * accepts, and falls back to `pick()` otherwise — the same outcome.
+   */
+  first?(): number;
 
   /** Starts a new cycle's randomness (policies without randomness ignore it). */
   reseed(seed: number): void;

@@ -142,4 +142,15 @@ t('placing 20,000 identical tasks over 2,000 offers stays linear (first fit skip
   assert.equal(r.reasons, { 'insufficient cpus': 2000 });
 });
 
+t('first fit across requests: a later request of the same or larger shape starts past full offers; a smaller one still uses their room', () => {
+  const p = new Placer([offer('a', { cpus: 1, mem: 1024 }), offer('b', { cpus: 1, mem: 1024 }), offer('c', { cpus: 1, mem: 1024 })]);
+  assert.equal(p.place({ demand: { cpus: 0.4, mem: 10 } }, 2).placements.map((x) => x.facts.hostname), ['a', 'a']); // a: 0.2 left
+  assert.equal(p.place({ demand: { cpus: 0.4, mem: 10 } }, 2).placements.map((x) => x.facts.hostname), ['b', 'b']); // b: 0.2 left
+  assert.equal(p.place({ demand: { cpus: 0.5, mem: 10 } }).placements.map((x) => x.facts.hostname), ['c']);
+  assert.equal(p.place({ demand: { cpus: 0.2, mem: 10 } }, 2).placements.map((x) => x.facts.hostname), ['a', 'b'], 'smaller tasks fill the earlier offers');
+  const r = p.place({ demand: { cpus: 0.6, mem: 10 } });
+  assert.is(r.unplaced, 1);
+  assert.equal(r.reasons, { 'insufficient cpus': 3 }, 'every offer is counted in the reasons, skipped ones too');
+});
+
 t.run();
