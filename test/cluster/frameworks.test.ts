@@ -9,43 +9,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { NatsCluster } from '../../cli/nats-server.js';
 import { checked, until } from './harness.js';
-import { json, Procs, type Proc } from './procs.js';
-import { killTasks, runs } from './tasks.js';
+import { withNatsMaster, type Env } from './single.js';
+import { json, type Proc } from './procs.js';
+import { runs } from './tasks.js';
 
-interface Env { dir: string; marks: string; nats: NatsCluster; procs: Procs; url: string; natsArgs: string[] }
 interface MasterState { frameworks: { id: string; name: string; tasks: { id: string; state: string }[] }[] }
 
-async function withCluster(fn: (e: Env) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'berth-fwchaos-'));
-  const marks = path.join(dir, 'runs');
-  mkdirSync(marks);
-  chmodSync(marks, 0o777);
-  const procs = new Procs();
-  let nats: NatsCluster | undefined;
-  let agent: Proc | undefined;
-  try {
-    nats = await NatsCluster.start({ nodes: 1, dir: path.join(dir, 'nats') });
-    const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
-    const m = procs.berth('master', ['master', ...natsArgs, '--port', '0', '--allocation-interval', '200']);
-    const url = (await m.waitFor(/berth master at (\S+)/, 60_000))[1]!;
-    agent = procs.berth('agent', ['agent', ...natsArgs, '--port', '0', '--containerizer', 'posix', '--cleanup-on-exit',
-      '--work-dir', path.join(dir, 'agent'), '--resources', 'cpus:4;mem:2048']);
-    await agent.waitFor(/Registered with the master/, 60_000);
-    await fn({ dir, marks, nats, procs, url, natsArgs });
-  } finally {
-    for (const p of procs.all) if (p !== agent) await p.kill('SIGTERM').catch(() => {});
-    await agent?.kill('SIGTERM').catch(() => {});
-    await procs.killAll();
-    killTasks(marks);
-    await nats?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withCluster = (fn: (e: Env) => Promise<void>): Promise<void> => withNatsMaster('berth-fwchaos-', 'cpus:4;mem:2048', fn);
 
 const running = async (url: string, fid: string): Promise<string[]> => {
   const s = await json<MasterState>(`${url}/state`).catch(() => ({ frameworks: [] }) as MasterState);

@@ -6,46 +6,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { NatsCluster } from '../../cli/nats-server.js';
 import { checked, until } from './harness.js';
-import { json, Procs, type Proc } from './procs.js';
-import { alive, countedCmd, killTasks, pids, runs } from './tasks.js';
-
-interface Env { dir: string; marks: string; nats: NatsCluster; procs: Procs; url: string; natsArgs: string[] }
+import { withNatsMaster, type Env } from './single.js';
+import { json, type Proc } from './procs.js';
+import { alive, countedCmd, pids, runs } from './tasks.js';
 
 /** NATS, a master in cluster mode and one posix agent; everything is killed and removed after `fn`. */
-async function withCluster(fn: (e: Env, agent: () => Proc) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'berth-restart-'));
-  const marks = path.join(dir, 'runs');
-  mkdirSync(marks);
-  chmodSync(marks, 0o777);
-  const procs = new Procs();
-  let nats: NatsCluster | undefined;
-  let agent: Proc | undefined;
-  try {
-    nats = await NatsCluster.start({ nodes: 1, dir: path.join(dir, 'nats') });
-    const natsArgs = nats.urls.flatMap((u) => ['--nats', u]);
-    const m = procs.berth('master', ['master', ...natsArgs, '--port', '0', '--allocation-interval', '200']);
-    const url = (await m.waitFor(/berth master at (\S+)/, 60_000))[1]!;
-    const startAgent = (): Proc => {
-      agent = procs.berth('agent', ['agent', ...natsArgs, '--port', '0', '--containerizer', 'posix', '--cleanup-on-exit',
-        '--work-dir', path.join(dir, 'agent'), '--resources', 'cpus:2;mem:1024']);
-      return agent;
-    };
-    startAgent();
-    await agent!.waitFor(/Registered with the master/, 60_000);
-    await fn({ dir, marks, nats, procs, url, natsArgs }, () => startAgent());
-  } finally {
-    await agent?.kill('SIGTERM').catch(() => {});
-    await procs.killAll();
-    killTasks(marks);
-    await nats?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withCluster = (fn: (e: Env, restartAgent: () => Proc) => Promise<void>): Promise<void> =>
+  withNatsMaster('berth-restart-', 'cpus:2;mem:1024', (e) => fn(e, () => e.startAgent()));
 
 const updates = (fw: Proc, state?: string): { task: string; state: string; reason: string; uuid: string }[] =>
   fw.events().filter((e) => e.ev === 'update' && (state === undefined || e.state === state)) as never;
