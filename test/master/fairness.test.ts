@@ -4,31 +4,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cluster, settle, task, type TestFramework } from './harness.js';
+import { cluster, fillWithGoldAndSilver, greedy, settle } from './harness.js';
 import { HierarchicalAllocator } from '../../master/allocator/hierarchical.js';
-import { Resources } from '../../proto/resources.js';
-import type { Offer } from '../../proto/types.js';
 
 /** Each framework launches one task of `demand` per offer if it fits, declining the rest (refuse 0); a full offer is declined for long. */
-function greedy(fw: TestFramework, demand: string, counter: { n: number }): void {
-  const need = Resources.parse(demand);
-  fw.onEvent = (ev) => {
-    if (ev.type !== 'OFFERS') return;
-    for (const offer of ev.offers!.offers ?? []) {
-      queueMicrotask(() => answer(fw, offer, need, demand, counter));
-    }
-  };
-}
-
-function answer(fw: TestFramework, offer: Offer, need: Resources, demand: string, counter: { n: number }): void {
-  if (Resources.from(offer.resources).contains(need)) {
-    counter.n++;
-    fw.launch(offer, [task(`${fw.info.name}-${counter.n}`, offer.agent_id.value, demand)], 0);
-  } else {
-    fw.decline(offer, 3600);
-  }
-}
-
 test('DRF paper example: <1 cpu, 4 GiB> and <3 cpu, 1 GiB> tasks on 9 cpu / 18 GiB end with 3 and 2 tasks', async () => {
   const c = await cluster();
   try {
@@ -48,18 +27,10 @@ test('DRF paper example: <1 cpu, 4 GiB> and <3 cpu, 1 GiB> tasks on 9 cpu / 18 G
 });
 
 test('role weights 2:1 settle at dominant shares 2:1 within 5% on a larger cluster', async () => {
-  const allocator = new HierarchicalAllocator({ weights: { gold: 2, silver: 1 } });
-  const c = await cluster({ allocator });
+  const c = await cluster({ allocator: new HierarchicalAllocator({ weights: { gold: 2, silver: 1 } }) });
   try {
-    const g = { n: 0 }; const s = { n: 0 };
-    const fg = await c.framework({ name: 'gold', role: 'gold' });
-    greedy(fg, 'cpus:1;mem:1024', g);
-    const fs = await c.framework({ name: 'silver', role: 'silver' });
-    greedy(fs, 'cpus:1;mem:1024', s);
-    for (let i = 0; i < 10; i++) await c.agent(`n${i}`, 'cpus:8;mem:16384');
-    await settle();
-    assert.is(g.n + s.n, 80, 'the cluster is full');
-    const ratio = c.master.allocator.roleShare('gold') / c.master.allocator.roleShare('silver');
+    const { tasks, ratio } = await fillWithGoldAndSilver(c);
+    assert.is(tasks, 80, 'the cluster is full');
     assert.ok(Math.abs(ratio - 2) / 2 <= 0.05, `gold:silver dominant share ratio ${ratio.toFixed(3)} is 2 within 5%`);
   } finally { await c.stop(); }
 });

@@ -142,3 +142,32 @@ export async function cluster(opts: MasterOptions = {}): Promise<Cluster> {
     async stop() { await master.stop(); },
   };
 }
+
+/** A framework that launches one task of `demand` on every offer that holds it and declines the rest for an hour. */
+export function greedy(fw: TestFramework, demand: string, counter: { n: number }): void {
+  const need = Resources.parse(demand);
+  fw.onEvent = (ev) => {
+    if (ev.type !== 'OFFERS') return;
+    for (const offer of ev.offers!.offers ?? []) {
+      queueMicrotask(() => {
+        if (Resources.from(offer.resources).contains(need)) {
+          counter.n++;
+          fw.launch(offer, [task(`${fw.info.name}-${counter.n}`, offer.agent_id.value, demand)], 0);
+        } else fw.decline(offer, 3600);
+      });
+    }
+  };
+}
+
+/**
+ * Two greedy frameworks in roles `gold` and `silver` fill ten 8-cpu agents with 1-cpu tasks;
+ * returns the tasks launched and gold's dominant share over silver's (the cluster's weights decide it).
+ */
+export async function fillWithGoldAndSilver(c: Cluster): Promise<{ tasks: number; ratio: number }> {
+  const g = { n: 0 }; const s = { n: 0 };
+  greedy(await c.framework({ name: 'gold', role: 'gold' }), 'cpus:1;mem:1024', g);
+  greedy(await c.framework({ name: 'silver', role: 'silver' }), 'cpus:1;mem:1024', s);
+  for (let i = 0; i < 10; i++) await c.agent(`n${i}`, 'cpus:8;mem:16384');
+  await settle();
+  return { tasks: g.n + s.n, ratio: c.master.allocator.roleShare('gold') / c.master.allocator.roleShare('silver') };
+}

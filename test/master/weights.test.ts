@@ -14,8 +14,7 @@ import { parseWeights } from '../../master/weights.js';
 import { startMaster } from '../../master/main.js';
 import { silentLogger } from '../../proto/log.js';
 import { BerthError } from '../../proto/errors.js';
-import { Resources } from '../../proto/resources.js';
-import { cluster, settle, task, type TestFramework } from './harness.js';
+import { cluster, fillWithGoldAndSilver } from './harness.js';
 import { holdScript, startCluster } from '../helpers/cluster.js';
 import { connect } from '../../frameworks/sdk/index.js';
 
@@ -68,34 +67,11 @@ test('berth master --weights with a bad value exits non-zero naming --weights', 
   assert.match(r.stderr, /--weights\[gold\]: a weight must be a positive finite number/);
 });
 
-/** Launches one task of `demand` per offer that holds it, declines the rest for long (as fairness.test.ts). */
-function greedy(fw: TestFramework, demand: string, counter: { n: number }): void {
-  const need = Resources.parse(demand);
-  fw.onEvent = (ev) => {
-    if (ev.type !== 'OFFERS') return;
-    for (const offer of ev.offers!.offers ?? []) {
-      queueMicrotask(() => {
-        if (Resources.from(offer.resources).contains(need)) {
-          counter.n++;
-          fw.launch(offer, [task(`${fw.info.name}-${counter.n}`, offer.agent_id.value, demand)], 0);
-        } else fw.decline(offer, 3600);
-      });
-    }
-  };
-}
-
 test('MasterOptions.weights 2:1 settle two greedy roles at dominant shares 2:1', async () => {
   const c = await cluster({ weights: { gold: 2, silver: 1 } });
   try {
-    const g = { n: 0 }; const s = { n: 0 };
-    const fg = await c.framework({ name: 'gold', role: 'gold' });
-    greedy(fg, 'cpus:1;mem:1024', g);
-    const fs = await c.framework({ name: 'silver', role: 'silver' });
-    greedy(fs, 'cpus:1;mem:1024', s);
-    for (let i = 0; i < 10; i++) await c.agent(`n${i}`, 'cpus:8;mem:16384');
-    await settle();
-    assert.is(g.n + s.n, 80, 'the cluster is full');
-    const ratio = c.master.allocator.roleShare('gold') / c.master.allocator.roleShare('silver');
+    const { tasks, ratio } = await fillWithGoldAndSilver(c);
+    assert.is(tasks, 80, 'the cluster is full');
     assert.ok(Math.abs(ratio - 2) / 2 <= 0.05, `gold:silver dominant share ratio ${ratio.toFixed(3)} is 2 within 5%`);
   } finally { await c.stop(); }
 });
