@@ -1,10 +1,12 @@
 #!/bin/sh
-# Builds berth-shim, the per-container supervisor of the linux containerizer.
+# Builds berth-shim, the per-container supervisor of both containerizers,
+# statically linked where the C library allows (a supervisor is exec'd per
+# task: a static binary maps and faults in far fewer pages).
 # Usage: agent/shim/build.sh [OUT]   (default OUT: dist/agent/shim/berth-shim)
-# The containerizer looks for the binary at dist/agent/shim/berth-shim (next to
-# its compiled JS), or at $BERTH_SHIM. Exit status 0 also when no C compiler is
-# present: the containerizer then falls back to an unshare/setpriv shell path
-# and logs a warning, so `npm run build` must not fail on such hosts.
+# The containerizers look for the binary at dist/agent/shim/berth-shim (next to
+# their compiled JS), or at $BERTH_SHIM. Exit status 0 also when no C compiler is
+# present: the posix containerizer then uses its shell engines and the linux one
+# refuses to start, naming the missing compiler, so `npm run build` must not fail.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-"$here/../../dist/agent/shim/berth-shim"}
