@@ -26,9 +26,9 @@ import { KvRegistry } from '../master/registry/kv.js';
 import type { Registry } from '../master/registry/types.js';
 import { NatsLeaderDetector } from '../proto/transport/nats-detector.js';
 import { connectNats, NatsDialer } from '../proto/transport/nats.js';
-import type { Conn } from '../proto/transport/types.js';
-import { AGENT_PROTOCOL_VERSION, type AgentToMaster, type MasterToAgent, type TaskInfo } from '../proto/types.js';
+import type { TaskInfo } from '../proto/types.js';
 import { connect } from '../frameworks/sdk/index.js';
+import { SimAgent } from '../sim/agent.js';
 import { emit, percentile, progress } from './report.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
@@ -42,60 +42,40 @@ function arg(args: string[], name: string, def: string): string {
 /** Why dials failed (message → count), printed after each run. */
 const dialErrors = new Map<string, number>();
 
-/** One simulated agent: registers, answers pings, and on every new session re-registers with its tasks. */
-class SimAgent {
-  id = '';
-  conn?: Conn<MasterToAgent, AgentToMaster>;
+/**
+ * One agent of the bench: the simulation kit's SimAgent (registers, answers pings, re-registers
+ * with its tasks) in a loop that dials again until registered, and starts over when a registered
+ * session closes (the leader changed).
+ */
+class FailoverAgent {
+  readonly sim: SimAgent;
   registeredAt = 0;
   dials = 0;
   private stopped = false;
-  constructor(private readonly dialer: NatsDialer, readonly n: number, private tasks: TaskInfo[], private readonly frameworkId: () => string) {}
+  constructor(dialer: NatsDialer, readonly n: number, private readonly tasks: TaskInfo[], private readonly frameworkId: () => string) {
+    this.sim = new SimAgent({
+      dialer, hostname: `sim-${n}`, resources: 'cpus:16;mem:65536', resendMs: 0,
+      onSessionClosed: () => { if (!this.stopped) setTimeout(() => { void this.connect(); }, Math.random() * 50); },
+    });
+  }
 
-  /** One loop per agent: dial, (re-)register, and on a lost session start over. */
   async connect(): Promise<void> {
     for (;;) {
       if (this.stopped) return;
-      let c: Conn<MasterToAgent, AgentToMaster>;
+      this.dials++;
       try {
-        this.dials++;
-        c = await this.dialer.dialAgent();
+        const fid = this.frameworkId();
+        await this.sim.connect(this.sim.id ? { tasks: this.tasks.map((task) => ({ framework_id: fid, task: { ...task, agent_id: { value: this.sim.id } }, state: 'TASK_RUNNING' as const })) } : undefined);
+        this.registeredAt = performance.now();
+        return;
       } catch (e) {
         const why = String((e as Error).message).replace(/[0-9a-f]{8,}|\d{4,}-\S+/gi, '…').slice(0, 90);
         dialErrors.set(why, (dialErrors.get(why) ?? 0) + 1);
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
-        continue;
       }
-      this.conn = c;
-      let registeredHere = false;
-      const registered = new Promise<boolean>((resolve) => {
-        c.onMessage((m) => {
-          if (m.registered) { this.id = m.registered.agent_id.value; this.registeredAt = performance.now(); registeredHere = true; resolve(true); }
-          else if (m.ping) c.send({ version: AGENT_PROTOCOL_VERSION, pong: { seq: m.ping.seq } });
-        });
-        c.onClose(() => {
-          if (!registeredHere) { resolve(false); return; }
-          // A registered session ended (leader change): start one new loop.
-          if (!this.stopped) setTimeout(() => { void this.connect(); }, Math.random() * 50);
-        });
-      });
-      const agent_info = {
-        hostname: `sim-${this.n}`, port: 5051,
-        resources: [{ name: 'cpus', type: 'SCALAR' as const, scalar: { value: 16 } }, { name: 'mem', type: 'SCALAR' as const, scalar: { value: 65536 } }],
-        ...(this.id ? { id: { value: this.id } } : {}),
-      };
-      if (!this.id) c.send({ version: AGENT_PROTOCOL_VERSION, register: { agent_info, endpoint: `sim-${this.n}:5051`, version: 'sim' } });
-      else {
-        const fid = this.frameworkId();
-        c.send({
-          version: AGENT_PROTOCOL_VERSION,
-          reregister: { agent_info, endpoint: `sim-${this.n}:5051`, version: 'sim', tasks: this.tasks.map((task) => ({ framework_id: { value: fid }, task: { ...task, agent_id: { value: this.id } }, state: 'TASK_RUNNING' as const })) },
-        });
-      }
-      if (await registered) return;
-      await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
     }
   }
-  stop(): void { this.stopped = true; this.conn?.close('bench done'); }
+  stop(): void { this.stopped = true; this.sim.stop(); }
 }
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {
@@ -144,7 +124,7 @@ async function failoverRun(nats: NatsCluster, agents: number, tasksPer: number):
   const fw = await connect({ master: dialer, framework: { name: 'bench', failover_timeout: 3600 } });
   const fid = fw.frameworkId;
   await fw.close();
-  const sims = Array.from({ length: agents }, (_, n) => new SimAgent(dialer, n,
+  const sims = Array.from({ length: agents }, (_, n) => new FailoverAgent(dialer, n,
     Array.from({ length: tasksPer }, (_, t) => ({
       name: `t${t}`, task_id: { value: `sim-${n}-${t}` }, agent_id: { value: '' },
       resources: [{ name: 'cpus', type: 'SCALAR' as const, scalar: { value: 0.1 } }, { name: 'mem', type: 'SCALAR' as const, scalar: { value: 32 } }],

@@ -46,6 +46,8 @@ export interface SimAgentOptions {
   record?: boolean;
   /** Told of every task start and end on this agent (the simulator's usage accounting). */
   observer?: TaskObserver;
+  /** Called when a session that had registered closes (a leader change, a master restart). */
+  onSessionClosed?: (reason: string) => void;
 }
 
 export interface TaskObserver {
@@ -150,9 +152,13 @@ export class SimAgent {
     this.stopped = false;
     const conn = await this.opts.dialer.dialAgent();
     this.conn = conn;
+    let registeredHere = false;
     const done = new Promise<string>((resolve, reject) => {
-      this.registered = resolve;
-      conn.onClose((reason) => reject(new Error(`agent connection closed before registration: ${reason}`)));
+      this.registered = (id) => { registeredHere = true; resolve(id); };
+      conn.onClose((reason) => {
+        if (registeredHere) this.opts.onSessionClosed?.(reason);
+        else reject(new Error(`agent connection closed before registration: ${reason}`));
+      });
     });
     done.catch(() => undefined); // a close after registration is not an error
     conn.onMessage((m) => this.onMessage(m));
