@@ -73,26 +73,25 @@ export class AllocationLoop {
     }, this.ctx.opts.allocationIntervalMs);
   }
 
-  /** Runs one allocation cycle now and sends the resulting offers. Returns the plan (for tests and benches). */
-  runNow(agentIds?: Iterable<string>): OfferPlan {
+  /** Runs one allocation cycle now and sends the resulting offers. Returns how many were sent. */
+  runNow(agentIds?: Iterable<string>): number {
     const ctx = this.ctx;
-    if (this.holding()) return [];
+    if (this.holding()) return 0;
     const t0 = performance.now();
     // One pass: the allocator decides and commits each offer and hands it here (its `cycle`,
     // the same decisions as allocate() + commit() without the intermediate plan).
-    const plan: OfferPlan = [];
+    let sent = 0;
     const stale: OfferPlan = [];
     const byFramework = new Map<string, Offer[]>();
     ctx.allocator.cycle(ctx.clock.now(), agentIds, (frameworkId, agentId, role, resources) => {
-      const entry = { frameworkId, agentId, role, resources };
       const fw = ctx.frameworks.get(frameworkId);
       const agent = ctx.agents.get(agentId);
       if (!fw || !agent || fw.status !== 'CONNECTED' || agent.status !== 'ACTIVE') {
         // The allocator's view was stale: give the resources back once the cycle is over.
-        stale.push(entry);
+        stale.push({ frameworkId, agentId, role, resources });
         return;
       }
-      plan.push(entry);
+      sent++;
       const offer = ctx.offers.make(fw, agent, role, resources);
       let list = byFramework.get(fw.id);
       if (!list) byFramework.set(fw.id, (list = []));
@@ -107,6 +106,6 @@ export class AllocationLoop {
     ctx.counters.allocationRuns++;
     ctx.counters.lastAllocationMs = ms;
     ctx.counters.allocationMsTotal += ms;
-    return plan;
+    return sent;
   }
 }

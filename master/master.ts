@@ -28,7 +28,7 @@ import { BerthError } from '../proto/errors.js';
 import { logger as makeLogger, type Logger } from '../proto/log.js';
 import type { Conn, MasterListener } from '../proto/transport/types.js';
 import type { AgentToMaster, Call, Event, MasterToAgent } from '../proto/types.js';
-import type { Allocator, OfferPlan } from './allocator/types.js';
+import type { Allocator } from './allocator/types.js';
 import { HierarchicalAllocator } from './allocator/hierarchical.js';
 import { MemoryRegistry, type Registry } from './registry/types.js';
 import { newMasterId } from './ids.js';
@@ -226,7 +226,8 @@ export class Master {
   requestAllocation(agentId?: string): void { this.ctx.allocation.request(agentId); }
 
   /** Runs one allocation cycle now and sends the resulting offers. Returns the plan (for tests and benches). */
-  allocateNow(agentIds?: Iterable<string>): OfferPlan { return this.ctx.allocation.runNow(agentIds); }
+  /** Runs an allocation cycle now; returns the number of offers sent. */
+  allocateNow(agentIds?: Iterable<string>): number { return this.ctx.allocation.runNow(agentIds); }
 
   /** Withdraws an offer: resources go back to the pool and the framework gets RESCIND. */
   rescindOffer(offerId: string, why: string, notify = true): void { this.ctx.offers.rescind(offerId, why, notify); }

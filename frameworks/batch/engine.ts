@@ -24,7 +24,7 @@ import type { Clock, TimerHandle } from '../sdk/index.js';
 import type { Logger } from '../sdk/index.js';
 import {
   BerthError, InstanceCounts, Placer, agentFacts, buildTaskInfo, describeReasons,
-  type AgentFacts, type Framework, type Offer, type PlacementRequest, type TaskInfo, type TaskSpec, type TaskStatus,
+  type AgentFacts, type Framework, type Offer, type Placement, type PlacementRequest, type TaskInfo, type TaskSpec, type TaskStatus,
 } from '../sdk/index.js';
 import { cronError, nextFire } from './cron.js';
 import { findCycle } from './dag.js';
@@ -631,13 +631,7 @@ export class Engine {
       if (q.maxMem !== undefined) want = Math.min(want, Math.floor((q.maxMem - q.used.mem + 1e-9) / job.spec.mem));
       want = Math.max(1, want);
       const res = round.placer.place(req, want);
-      for (const pl of res.placements) {
-        const pos = job.takeReady()!;
-        const info = buildTaskInfo(this.taskSpec(job, pos), pl.offer, pl.picked);
-        round.add(pl.offer, info);
-        this.launched(job, pos, info, pl.offer);
-        launched.push({ job, pos });
-      }
+      this.launchPlaced(job, res.placements, round, launched);
       if (res.unplaced > 0) {
         blocked.add(job);
         const why = describeReasons(res.reasons);
@@ -661,22 +655,28 @@ export class Engine {
     return { demand, constraints: s.constraints, group };
   }
 
-  /** Places every ready index of a gang, or none. */
-  private placeGang(job: Job, round: Round, launched: { job: Job; pos: number }[]): boolean {
-    const count = job.readyCount;
-    // Trial on the offers nothing was placed on this round, so a gang that does not fit leaves the
-    // round untouched. (Identical tasks placed first fit: more capacity never fits fewer.)
-    const trial = new Placer(round.offers.filter((o) => !round.tasks.has(o.id.value)));
-    if (trial.place(this.request(job), count).unplaced > 0) return false;
-    const res = round.placer.place(this.request(job), count);
-    if (res.unplaced > 0) return false; // resources taken by the partial placement are not launched
-    for (const pl of res.placements) {
+  /** Turns placements of `job`'s ready indices into task launches in this round. */
+  private launchPlaced(job: Job, placements: readonly Placement[], round: Round, launched: { job: Job; pos: number }[]): void {
+    for (const pl of placements) {
       const pos = job.takeReady()!;
       const info = buildTaskInfo(this.taskSpec(job, pos), pl.offer, pl.picked);
       round.add(pl.offer, info);
       this.launched(job, pos, info, pl.offer);
       launched.push({ job, pos });
     }
+  }
+
+  /** Places every ready index of a gang, or none. */
+  private placeGang(job: Job, round: Round, launched: { job: Job; pos: number }[]): boolean {
+    const count = job.readyCount;
+    // Trial on the offers nothing was placed on this round, so a gang that does not fit leaves the
+    // round untouched. (Identical tasks placed first fit: more capacity never fits fewer.)
+    const trial = new Placer(round.offers.filter((o) => !round.tasks.has(o.id.value)));
+    const req = this.request(job);
+    if (trial.place(req, count).unplaced > 0) return false;
+    const res = round.placer.place(req, count);
+    if (res.unplaced > 0) return false; // resources taken by the partial placement are not launched
+    this.launchPlaced(job, res.placements, round, launched);
     job.gangAttempts++;
     job.dirtyMeta = true;
     if (this.heldFor === job.id) this.releaseHold(false);

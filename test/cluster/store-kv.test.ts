@@ -6,27 +6,14 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BerthError, KvStore } from '../../frameworks/sdk/index.js';
+import { KvStore } from '../../frameworks/sdk/index.js';
+import { checkCompareAndSet, rejects } from '../frameworks/sdk/store-contract.js';
 import { checked, client, withNats } from './harness.js';
 
-async function rejects(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
-  try { await p; assert.unreachable('resolved'); } catch (e) {
-    assert.instance(e, BerthError);
-    assert.is((e as BerthError).code, code);
-    assert.match((e as Error).message, re);
-  }
-}
 
 test('KV store: compare-and-set, bounds and prefix lists behave as the file store', () => withNats(1, async (n, conns) => {
   const s = await KvStore.open(await client(n, conns), { bucket: 'st1' });
-  const r1 = await s.put('apps/web', 'v1', { expectRevision: 0 });
-  await rejects(s.put('apps/web', 'again', { expectRevision: 0 }), 'CONFLICT', /expected revision 0, found 1/);
-  const r2 = await s.put('apps/web', 'v2', { expectRevision: r1 });
-  assert.ok(r2 > r1);
-  await rejects(s.put('apps/web', 'v3', { expectRevision: r1 }), 'CONFLICT', /apps\/web/);
-  assert.equal(await s.get('apps/web'), { key: 'apps/web', value: 'v2', revision: r2 });
-  assert.is(await s.delete('apps/web', { expectRevision: r2 }), true);
-  assert.is(await s.get('apps/web'), undefined);
+  const r2 = await checkCompareAndSet(s);
   assert.ok((await s.put('apps/web', 'again', { expectRevision: 0 })) > r2, 'a deleted key can be created again');
   await rejects(s.put('../etc', 'x'), 'INVALID', /store key '\.\.\/etc'/);
   await rejects(s.put('big', 'x'.repeat((1 << 20) + 1)), 'TOO_LARGE', /big/);

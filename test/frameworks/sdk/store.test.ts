@@ -7,32 +7,19 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BerthError, FileStore, MemoryStore, type Store } from '../../../frameworks/sdk/index.js';
+import { FileStore, MemoryStore, type Store } from '../../../frameworks/sdk/index.js';
+import { checkCompareAndSet, rejects } from './store-contract.js';
 
 const t = suite('framework state store');
 const dirs: string[] = [];
 const tmp = () => { const d = mkdtempSync(path.join(tmpdir(), 'berth-store-')); dirs.push(d); return path.join(d, 'state'); };
 t.after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
-async function rejects(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
-  try { await p; assert.unreachable('resolved'); } catch (e) {
-    assert.instance(e, BerthError);
-    assert.is((e as BerthError).code, code);
-    assert.match((e as Error).message, re);
-  }
-}
 
 for (const [name, make] of [['memory', async () => new MemoryStore()], ['file', async () => FileStore.open(tmp())]] as [string, () => Promise<Store>][]) {
   t(`${name}: compare-and-set accepts the current revision and refuses a stale one`, async () => {
     const s = await make();
-    const r1 = await s.put('apps/web', 'v1', { expectRevision: 0 });
-    await rejects(s.put('apps/web', 'again', { expectRevision: 0 }), 'CONFLICT', /expected revision 0, found 1/);
-    const r2 = await s.put('apps/web', 'v2', { expectRevision: r1 });
-    assert.ok(r2 > r1);
-    await rejects(s.put('apps/web', 'v3', { expectRevision: r1 }), 'CONFLICT', /apps\/web/);
-    assert.equal(await s.get('apps/web'), { key: 'apps/web', value: 'v2', revision: r2 });
-    assert.is(await s.delete('apps/web', { expectRevision: r2 }), true);
-    assert.is(await s.get('apps/web'), undefined);
+    await checkCompareAndSet(s);
     await s.close();
   });
 
